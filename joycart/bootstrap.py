@@ -1,0 +1,67 @@
+"""The one place that chooses real or simulated integrations from the settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from joycart.config import Settings
+from joycart.db import Sessions, make_engine, make_sessions
+from joycart.integrations.images import ImageStore, LocalImageStore
+from joycart.integrations.razorpay import PaymentGateway, RazorpayGateway
+
+log = logging.getLogger("joycart")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: Sessions
+    gateway: PaymentGateway
+    images: ImageStore
+    webhook_secret: str
+    closers: list[object] = field(default_factory=list)
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def build_gateway(settings: Settings, *, api_url: str | None = None) -> PaymentGateway:
+    assert settings.razorpay_key_id and settings.razorpay_key_secret
+    return RazorpayGateway(
+        key_id=settings.razorpay_key_id,
+        key_secret=settings.razorpay_key_secret,
+        base_url=api_url or settings.razorpay_api_url,
+        timeout=settings.gateway_timeout_seconds,
+    )
+
+
+def build_images(settings: Settings) -> ImageStore:
+    if settings.cloudinary_url:
+        from joycart.integrations.cloudinary import CloudinaryImageStore
+
+        return CloudinaryImageStore(
+            settings.cloudinary_url,
+            api_url=settings.cloudinary_api_url,
+            timeout=settings.gateway_timeout_seconds,
+        )
+    return LocalImageStore(Path(settings.data_dir) / "images", url_prefix="/images/")
+
+
+def build_services(
+    settings: Settings, *, database_url: str, razorpay_api_url: str | None = None
+) -> Services:
+    engine = make_engine(database_url, pool_size=settings.db_pool_size)
+    assert settings.razorpay_webhook_secret
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessions=make_sessions(engine),
+        gateway=build_gateway(settings, api_url=razorpay_api_url),
+        images=build_images(settings),
+        webhook_secret=settings.razorpay_webhook_secret,
+    )

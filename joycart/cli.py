@@ -1,0 +1,216 @@
+"""`joycart serve | worker | migrate | simulate | reconcile`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+
+from joycart import migrate
+from joycart.app import create_app
+from joycart.bootstrap import Services, build_services
+from joycart.config import ConfigError, Settings, resolve_settings
+from joycart.embedded_db import EmbeddedPostgres
+
+log = logging.getLogger("joycart")
+
+
+def _settings() -> Settings:
+    try:
+        return resolve_settings(Settings())
+    except ConfigError as exc:
+        print(f"joycart: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
+
+
+class Runtime:
+    """Database (embedded if none is configured) and the simulated gateway, started in order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded: EmbeddedPostgres | None = None
+        self.simulator: object | None = None
+
+    async def database_url(self) -> str:
+        if self.settings.database_url:
+            return self.settings.database_url
+        self.embedded = EmbeddedPostgres(self.settings.data_dir)
+        await asyncio.to_thread(self.embedded.start)
+        await self.embedded.ensure_database()
+        return self.embedded.url()
+
+    def start_simulator(self, webhook_url: str) -> str | None:
+        if not self.settings.uses_simulated_gateway:
+            return None
+        from joycart.integrations.razorpay_sim import RazorpaySimulator
+
+        assert self.settings.razorpay_key_secret and self.settings.razorpay_webhook_secret
+        sim = RazorpaySimulator(
+            key_id=self.settings.razorpay_key_id or "",
+            key_secret=self.settings.razorpay_key_secret,
+            webhook_secret=self.settings.razorpay_webhook_secret,
+            webhook_url=webhook_url,
+            auto_process_refunds_after=3.0,
+        )
+        url = sim.start()
+        self.simulator = sim
+        Path(self.settings.data_dir, "simulator.json").write_text(json.dumps({"url": url}))
+        log.info("simulated Razorpay at %s (refunds settle 3 s after they are asked)", url)
+        return url
+
+    def stop(self) -> None:
+        if self.simulator is not None:
+            self.simulator.stop()  # type: ignore[attr-defined]
+            self.simulator = None
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+
+async def _services(runtime: Runtime, public_url: str) -> Services:
+    url = await runtime.database_url()
+    api_url = runtime.start_simulator(f"{public_url}/webhooks/razorpay")
+    services = build_services(runtime.settings, database_url=url, razorpay_api_url=api_url)
+    await migrate.upgrade(services.engine)
+    return services
+
+
+async def _serve(host: str, port: int, with_worker: bool) -> None:
+    from joycart.worker import run_forever
+
+    settings = _settings()
+    runtime = Runtime(settings)
+    public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    try:
+        services = await _services(runtime, public)
+    except BaseException:
+        runtime.stop()
+        raise
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_forever(services, stop)) if with_worker else None
+        print(f"JoyCart is ready: GraphQL at {public}/graphql", flush=True)
+        if not settings.is_production:
+            print(f"GraphiQL: open {public}/graphql in a browser", flush=True)
+        try:
+            yield
+        finally:
+            stop.set()
+            if task is not None:
+                await task
+            await services.close()
+            # uvicorn re-raises SIGTERM after shutdown, so stop the embedded server here.
+            runtime.stop()
+
+    app = create_app(services, lifespan=lifespan)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="info", proxy_headers=True, access_log=False
+    )
+    try:
+        await uvicorn.Server(config).serve()
+    finally:
+        runtime.stop()
+
+
+async def _worker() -> None:
+    from joycart.worker import run_forever
+
+    settings = _settings()
+    if settings.uses_simulated_gateway and not settings.database_url:
+        print("joycart worker: run it beside `joycart serve`, which already runs one", file=sys.stderr)
+    runtime = Runtime(settings)
+    try:
+        url = await runtime.database_url()
+        services = build_services(settings, database_url=url, razorpay_api_url=_sim_url(settings))
+        await migrate.upgrade(services.engine)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        import signal
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_forever(services, stop)
+        await services.close()
+    finally:
+        runtime.stop()
+
+
+def _sim_url(settings: Settings) -> str | None:
+    path = Path(settings.data_dir, "simulator.json")
+    if settings.uses_simulated_gateway and path.exists():
+        return str(json.loads(path.read_text())["url"])
+    return None
+
+
+async def _migrate() -> None:
+    settings = _settings()
+    runtime = Runtime(settings)
+    try:
+        url = await runtime.database_url()
+        from joycart.db import make_engine
+
+        engine = make_engine(url)
+        await migrate.upgrade(engine)
+        await engine.dispose()
+        print("database is at the latest migration")
+    finally:
+        runtime.stop()
+
+
+def _simulate(action: str, target: str) -> int:
+    settings = _settings()
+    url = _sim_url(settings)
+    if url is None:
+        print("no simulated gateway: start `joycart serve` without Razorpay keys", file=sys.stderr)
+        return 2
+    if action == "pay":
+        response = httpx.post(f"{url}/_sim/pay", json={"receipt": target}, timeout=15)
+    elif action == "fail":
+        response = httpx.post(f"{url}/_sim/fail", json={"receipt": target}, timeout=15)
+    else:
+        response = httpx.post(f"{url}/_sim/refunds/{target}/{action}", timeout=15)
+    print(json.dumps(response.json(), indent=2))
+    return 0 if response.is_success else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    parser = argparse.ArgumentParser(prog="joycart", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="migrate, then serve the API with the worker in-process")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true", help="run workers apart")
+    sub.add_parser("worker", help="the background worker alone")
+    sub.add_parser("migrate", help="apply migrations and exit")
+    simulate = sub.add_parser("simulate", help="act as the customer at the simulated Razorpay")
+    simulate.add_argument("action", choices=["pay", "fail", "process", "fail-refund"])
+    simulate.add_argument("target", help="our order id (pay, fail) or a Razorpay refund id")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        asyncio.run(_serve(args.host, args.port, not args.no_worker))
+    elif args.command == "worker":
+        asyncio.run(_worker())
+    elif args.command == "migrate":
+        asyncio.run(_migrate())
+    elif args.command == "simulate":
+        action = "fail" if args.action == "fail-refund" else args.action
+        if args.action in ("pay", "fail"):
+            return _simulate(args.action, args.target)
+        return _simulate(action, args.target)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""Settings from `JOYCART_*` environment variables (and `.env`), with safe development defaults.
+
+Development generates its secrets once and keeps them in the data dir; production refuses to
+start unless every secret is given explicitly and is strong enough.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_JWT_SECRET_BYTES = 32
+SIMULATED_KEY_ID = "rzp_test_simulated"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="JOYCART_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    env: Literal["development", "production"] = "development"
+    database_url: str | None = None
+    data_dir: Path = Path(".joycart")
+    jwt_secret: str | None = None
+    razorpay_key_id: str | None = None
+    razorpay_key_secret: str | None = None
+    razorpay_webhook_secret: str | None = None
+    razorpay_api_url: str = "https://api.razorpay.com"
+    cloudinary_url: str | None = None
+    cloudinary_api_url: str = "https://api.cloudinary.com"
+    payment_window_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    rate_limits: Literal["on", "off"] = "on"
+    cors_origins: str | None = None
+    public_url: str | None = None
+    # Not in the contract: knobs for operators and tests.
+    gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=10.0)
+    refund_reconcile_age_minutes: int = Field(default=60, ge=1)
+    db_pool_size: int = Field(default=5, ge=1, le=100)
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def uses_simulated_gateway(self) -> bool:
+        return self.razorpay_key_id in (None, SIMULATED_KEY_ID)
+
+
+@dataclass(frozen=True)
+class DevSecrets:
+    jwt_secret: str
+    razorpay_key_secret: str
+    razorpay_webhook_secret: str
+
+
+def load_dev_secrets(data_dir: Path) -> DevSecrets:
+    """Read the development secrets from the data dir, generating them on first use."""
+    path = data_dir / "dev-secrets.json"
+    if path.exists():
+        raw = json.loads(path.read_text())
+        return DevSecrets(**raw)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    created = DevSecrets(
+        jwt_secret=secrets.token_urlsafe(48),
+        razorpay_key_secret=secrets.token_urlsafe(24),
+        razorpay_webhook_secret=secrets.token_urlsafe(24),
+    )
+    path.write_text(json.dumps(created.__dict__))
+    path.chmod(0o600)
+    return created
+
+
+def resolve_settings(settings: Settings) -> Settings:
+    """Check production requirements and fill development secrets; returns a completed copy."""
+    if settings.is_production:
+        problems = []
+        if not settings.database_url:
+            problems.append("JOYCART_DATABASE_URL is required in production")
+        if not settings.jwt_secret:
+            problems.append("JOYCART_JWT_SECRET is required in production")
+        elif len(settings.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            problems.append(f"JOYCART_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+        for name in ("razorpay_key_id", "razorpay_key_secret", "razorpay_webhook_secret"):
+            if not getattr(settings, name):
+                problems.append(f"JOYCART_{name.upper()} is required in production")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return settings
+    if settings.jwt_secret is not None and len(settings.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+        raise ConfigError(f"JOYCART_JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes")
+    dev = load_dev_secrets(settings.data_dir)
+    updates: dict[str, object] = {}
+    if settings.jwt_secret is None:
+        updates["jwt_secret"] = dev.jwt_secret
+    if settings.razorpay_key_id is None:
+        updates["razorpay_key_id"] = SIMULATED_KEY_ID
+        updates["razorpay_key_secret"] = dev.razorpay_key_secret
+        updates["razorpay_webhook_secret"] = dev.razorpay_webhook_secret
+    elif not (settings.razorpay_key_secret and settings.razorpay_webhook_secret):
+        raise ConfigError(
+            "JOYCART_RAZORPAY_KEY_SECRET and JOYCART_RAZORPAY_WEBHOOK_SECRET are required "
+            "when JOYCART_RAZORPAY_KEY_ID is set"
+        )
+    return settings.model_copy(update=updates)

@@ -1,0 +1,44 @@
+"""SQLAlchemy tables, one module per aggregate. Importing this package registers them all."""
+
+from joycart.models.base import Base
+from joycart.models.cart import CartItem
+from joycart.models.catalog import ImageStore, Product, ProductImage, StockMovement, StockReason
+from joycart.models.ops import Job, JobStatus, WebhookEvent
+from joycart.models.orders import Order, OrderEvent, OrderItem, OrderItemStatus, OrderStatus
+from joycart.models.payments import (
+    Capture,
+    Payment,
+    PaymentStatus,
+    Refund,
+    RefundReason,
+    RefundStatus,
+)
+from joycart.models.users import RateLimitHit, RefreshToken, Role, User
+
+__all__ = [
+    "Base",
+    "Capture",
+    "CartItem",
+    "ImageStore",
+    "Job",
+    "JobStatus",
+    "Order",
+    "OrderEvent",
+    "OrderItem",
+    "OrderItemStatus",
+    "OrderStatus",
+    "Payment",
+    "PaymentStatus",
+    "Product",
+    "ProductImage",
+    "RateLimitHit",
+    "RefreshToken",
+    "Refund",
+    "RefundReason",
+    "RefundStatus",
+    "Role",
+    "StockMovement",
+    "StockReason",
+    "User",
+    "WebhookEvent",
+]

@@ -1,0 +1,211 @@
+"""Orders after checkout: who may see them, item cancellation, and expiry of unpaid orders."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from joycart import validation
+from joycart.errors import InvalidInput, InvalidState, NotFound
+from joycart.models import (
+    Capture,
+    Order,
+    OrderItem,
+    OrderItemStatus,
+    OrderStatus,
+    Payment,
+    PaymentStatus,
+    Product,
+    Refund,
+    RefundReason,
+    StockMovement,
+    StockReason,
+    User,
+)
+from joycart.resolvers import events, payments
+
+PAID_STATES = (OrderStatus.PAID, OrderStatus.PARTIALLY_CANCELLED)
+ENDED_STATES = (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class CancelResult:
+    order: Order
+    item: OrderItem
+    refund: Refund | None
+    new_payment: Payment | None
+
+
+async def visible_order(session: AsyncSession, *, viewer: User, order_id: str) -> Order | None:
+    """An order its buyer, or a seller of one of its items, may see; None for anyone else."""
+    try:
+        oid = uuid.UUID(order_id)
+    except ValueError:
+        return None
+    order = await session.get(Order, oid)
+    if order is None:
+        return None
+    if order.buyer_id == viewer.id:
+        return order
+    sells = await session.scalar(
+        select(OrderItem.id).where(OrderItem.order_id == oid, OrderItem.seller_id == viewer.id).limit(1)
+    )
+    return order if sells is not None else None
+
+
+def _return_stock(
+    session: AsyncSession, item: OrderItem, units: int, reason: StockReason, actor: User | None
+) -> None:
+    session.add(
+        StockMovement(
+            product_id=item.product_id,
+            delta=units,
+            reason=reason,
+            order_id=item.order_id,
+            actor_id=actor.id if actor else None,
+        )
+    )
+
+
+async def _restock(session: AsyncSession, item: OrderItem, units: int) -> None:
+    await session.execute(
+        update(Product).where(Product.id == item.product_id).values(stock=Product.stock + units)
+    )
+
+
+async def cancel_item(
+    session: AsyncSession,
+    *,
+    actor: User,
+    order_item_id: str,
+    quantity: int | None,
+    reason: str | None,
+) -> CancelResult:
+    """The buyer or the item's seller cancels units: stock comes back, a paid order refunds them."""
+    iid = validation.parse_id(order_item_id, field="orderItemId", what="order item")
+    found = await session.get(OrderItem, iid)
+    if found is None:
+        raise NotFound("No order item with that ID.", field="orderItemId")
+    # Lock order, then item: concurrent cancels of one item queue here and see each other's work.
+    order = await session.get_one(Order, found.order_id, with_for_update=True, populate_existing=True)
+    item = await session.get_one(OrderItem, iid, with_for_update=True, populate_existing=True)
+    if actor.id not in (order.buyer_id, item.seller_id):
+        raise NotFound("No order item with that ID.", field="orderItemId")
+    if reason is not None and len(reason) > MAX_REASON:
+        raise InvalidInput(f"reason must be at most {MAX_REASON} characters.", field="reason")
+    if order.status in ENDED_STATES:
+        raise InvalidState(f"The order is {order.status.value.lower()}; nothing to cancel.")
+    remaining = item.active_quantity
+    if remaining == 0:
+        raise InvalidState("Every unit of this item is already cancelled.")
+    units = remaining if quantity is None else quantity
+    if not 1 <= units <= remaining:
+        raise InvalidInput(
+            f"quantity must be between 1 and {remaining} (the units not yet cancelled).",
+            field="quantity",
+        )
+    item.cancelled_quantity += units
+    item.status = (
+        OrderItemStatus.CANCELLED if item.active_quantity == 0 else OrderItemStatus.PARTIALLY_CANCELLED
+    )
+    if item.product_id is not None:
+        await _restock(session, item, units)
+        _return_stock(session, item, units, StockReason.CANCELLATION, actor)
+    role = "buyer" if actor.id == order.buyer_id else "seller"
+    events.record(
+        session, order, "ITEM_CANCELLED", actor=f"{role}:{actor.id}",
+        order_item_id=str(item.id), units=units, reason=reason,
+    )
+    await session.flush()
+    items = (await session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))).all()
+    all_cancelled = all(i.active_quantity == 0 for i in items)
+    refund: Refund | None = None
+    new_payment: Payment | None = None
+    if order.status in PAID_STATES:
+        capture = await session.scalar(
+            select(Capture)
+            .join(Payment, Payment.id == Capture.payment_id)
+            .where(Payment.order_id == order.id, Capture.owed.is_(True))
+        )
+        assert capture is not None, "a paid order has its owed capture"
+        refund = payments.create_refund(
+            session, order=order, capture=capture, amount=item.unit_price * units,
+            reason=RefundReason.CANCELLATION, order_item_id=item.id, quantity=units, note=reason,
+        )
+        await payments.owe_refund_call(session, refund)
+        events.record(
+            session, order, "REFUND_INITIATED", actor=f"{role}:{actor.id}",
+            to_status=OrderStatus.CANCELLED if all_cancelled else OrderStatus.PARTIALLY_CANCELLED,
+            refund_id=str(refund.id), amount=refund.amount,
+        )
+    else:
+        new_payment = await _renew_session(session, order, items, all_cancelled, actor)
+    await session.flush()
+    return CancelResult(order=order, item=item, refund=refund, new_payment=new_payment)
+
+
+async def _renew_session(
+    session: AsyncSession, order: Order, items: object, all_cancelled: bool, actor: User
+) -> Payment | None:
+    """An unpaid order now owes less: retire its session and open one for the new amount."""
+    current = await session.scalar(
+        select(Payment)
+        .where(Payment.order_id == order.id)
+        .order_by(Payment.sequence.desc())
+        .limit(1)
+        .with_for_update()
+    )
+    assert current is not None
+    await session.execute(
+        update(Payment)
+        .where(Payment.id == current.id)
+        .values(status=PaymentStatus.CANCELLED if all_cancelled else PaymentStatus.SUPERSEDED)
+    )
+    await session.refresh(current)
+    if all_cancelled:
+        events.record(
+            session, order, "ORDER_CANCELLED", actor=f"user:{actor.id}",
+            to_status=OrderStatus.CANCELLED,
+        )
+        return None
+    owed = sum(i.unit_price * i.active_quantity for i in items)  # type: ignore[attr-defined]
+    payment = await payments.new_session(
+        session, order=order, sequence=current.sequence + 1, amount=owed
+    )
+    events.record(
+        session, order, "PAYMENT_SESSION_RENEWED", actor=f"user:{actor.id}",
+        amount=owed, payment_id=str(payment.id),
+    )
+    return payment
+
+
+async def expire_due_orders(session: AsyncSession, *, limit: int = 50) -> int:
+    """Unpaid orders past their window expire and give their stock back, exactly once."""
+    due = (
+        await session.scalars(
+            select(Order)
+            .where(Order.status == OrderStatus.PENDING_PAYMENT, Order.expires_at < datetime.now(UTC))
+            .order_by(Order.expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for order in due:
+        items = (await session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))).all()
+        for item in items:
+            if item.active_quantity and item.product_id is not None:
+                await _restock(session, item, item.active_quantity)
+                _return_stock(session, item, item.active_quantity, StockReason.EXPIRY, None)
+        await session.execute(
+            update(Payment)
+            .where(Payment.order_id == order.id, Payment.status.in_(payments.OPEN_SESSION_STATES))
+            .values(status=PaymentStatus.CANCELLED)
+        )
+        events.record(session, order, "ORDER_EXPIRED", actor="worker", to_status=OrderStatus.EXPIRED)
+    await session.flush()
+    return len(due)

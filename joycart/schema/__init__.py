@@ -1,0 +1,68 @@
+"""The GraphQL schema: the root types merged from one module per domain, plus the hardening."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import strawberry
+from graphql import ASTValidationRule
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxTokensLimiter,
+    ParserCache,
+    SchemaExtension,
+    ValidationCache,
+)
+from strawberry.extensions.max_aliases import create_validator as max_aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from joycart.schema.auth import AuthMutation, AuthQuery
+from joycart.schema.catalog import CatalogMutation, CatalogQuery
+from joycart.schema.orders import OrdersMutation, OrdersQuery
+from joycart.schema.shopping import ShoppingMutation, ShoppingQuery
+from joycart.schema.errors import MaskInternalErrors
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 2000
+
+Query = merge_types("Query", (AuthQuery, CatalogQuery, ShoppingQuery, OrdersQuery))
+Mutation = merge_types(
+    "Mutation", (AuthMutation, CatalogMutation, ShoppingMutation, OrdersMutation)
+)
+
+# Built once: per-request limiter extensions would defeat the validation cache
+# (strawberry issue #4635).
+_RULES: list[type[ASTValidationRule]] = [
+    depth_rule(MAX_DEPTH, None, None),
+    max_aliases_rule(MAX_ALIASES),
+]
+
+
+def _extensions(production: bool) -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
+    extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        lambda: AddValidationRules(list(_RULES)),
+        lambda: MaxTokensLimiter(MAX_TOKENS),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        MaskInternalErrors,
+    ]
+    if production:
+        extensions.append(DisableIntrospection)
+    return extensions
+
+
+def build_schema(*, production: bool = False) -> strawberry.Schema:
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        extensions=_extensions(production),
+        config=StrawberryConfig(disable_field_suggestions=production),
+    )
+
+
+# What `strawberry export-schema joycart.schema:schema` prints into schema.graphql.
+schema = build_schema()

@@ -1,0 +1,139 @@
+"""GraphQL fields for the catalog: browsing for anyone, product management for sellers."""
+
+from __future__ import annotations
+
+import strawberry
+
+from joycart.models import Role
+from joycart.resolvers import catalog
+from joycart.schema.errors import UserError, user_errors
+from joycart.schema.pagination import (
+    Connection,
+    Edge,
+    PageInfo,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
+from joycart.schema.types import JCInfo, Product
+
+
+@strawberry.input
+class CreateProductInput:
+    name: str
+    description: str = ""
+    price: int = strawberry.field(description="Price per unit in paise (₹1 = 100).")
+    stock: int
+
+
+@strawberry.input
+class UpdateProductInput:
+    name: str | None = None
+    description: str | None = None
+    price: int | None = None
+
+
+@strawberry.type
+class ProductPayload:
+    product: Product | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class DeleteProductPayload:
+    deleted_id: strawberry.ID | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+ProductConnection = Connection[Product]
+
+
+@strawberry.type
+class CatalogQuery:
+    @strawberry.field(description="Live products, newest first. `search` matches the name.")
+    async def products(
+        self,
+        info: JCInfo,
+        first: int = 20,
+        after: str | None = None,
+        search: str | None = None,
+        seller_id: strawberry.ID | None = None,
+    ) -> Connection[Product]:
+        size = page_size(first)
+        position = decode_cursor(after)
+        async with info.context.read() as session:
+            page = await catalog.list_products(
+                session,
+                first=size,
+                after=(position.created_at, position.id) if position else None,
+                search=search,
+                seller_id=seller_id,
+            )
+        edges = [Edge(cursor=encode_cursor(p.created_at, p.id), node=Product.of(p)) for p in page.rows]
+        return Connection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None
+            ),
+        )
+
+    @strawberry.field
+    async def product(self, info: JCInfo, id: strawberry.ID) -> Product | None:
+        async with info.context.read() as session:
+            row = await catalog.get_product(session, product_id=id)
+        return Product.of(row) if row is not None else None
+
+
+@strawberry.type
+class CatalogMutation:
+    @strawberry.mutation
+    @user_errors(ProductPayload)
+    async def create_product(self, info: JCInfo, input: CreateProductInput) -> ProductPayload:
+        seller = await info.context.require_user(Role.SELLER)
+        async with info.context.transaction() as session:
+            row = await catalog.create_product(
+                session,
+                seller=seller,
+                name=input.name,
+                description=input.description,
+                price=input.price,
+                stock=input.stock,
+            )
+        return ProductPayload(product=Product.of(row))
+
+    @strawberry.mutation
+    @user_errors(ProductPayload)
+    async def update_product(
+        self, info: JCInfo, id: strawberry.ID, input: UpdateProductInput
+    ) -> ProductPayload:
+        seller = await info.context.require_user(Role.SELLER)
+        async with info.context.transaction() as session:
+            row = await catalog.update_product(
+                session,
+                seller=seller,
+                product_id=id,
+                name=input.name,
+                description=input.description,
+                price=input.price,
+            )
+        return ProductPayload(product=Product.of(row))
+
+    @strawberry.mutation
+    @user_errors(DeleteProductPayload)
+    async def delete_product(self, info: JCInfo, id: strawberry.ID) -> DeleteProductPayload:
+        seller = await info.context.require_user(Role.SELLER)
+        async with info.context.transaction() as session:
+            deleted = await catalog.delete_product(session, seller=seller, product_id=id)
+        return DeleteProductPayload(deleted_id=strawberry.ID(str(deleted)))
+
+    @strawberry.mutation(description="Change stock by `delta` (relative); never below zero.")
+    @user_errors(ProductPayload)
+    async def adjust_stock(
+        self, info: JCInfo, product_id: strawberry.ID, delta: int
+    ) -> ProductPayload:
+        seller = await info.context.require_user(Role.SELLER)
+        async with info.context.transaction() as session:
+            row = await catalog.adjust_stock(
+                session, seller=seller, product_id=product_id, delta=delta
+            )
+        return ProductPayload(product=Product.of(row))

@@ -1,0 +1,118 @@
+"""The GraphQL side of errors: `UserError`, and the one place that maps exceptions to it.
+
+Domain errors (`JoyCartError`) become `UserError`s in the mutation payload. Database races that a
+retry resolves are retried; anything else is masked by `MaskInternalErrors` with a request id.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any, ParamSpec, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from sqlalchemy.exc import DBAPIError
+from strawberry.extensions import SchemaExtension
+
+from joycart import errors
+
+log = logging.getLogger("joycart.graphql")
+
+ErrorCode = strawberry.enum(errors.ErrorCode, description="Why a mutation was refused.")
+
+
+@strawberry.type(description="Something the caller can fix or should know; `field` names the input.")
+class UserError:
+    code: ErrorCode
+    message: str
+    field: str | None = None
+
+    @classmethod
+    def of(cls, exc: errors.JoyCartError) -> UserError:
+        return cls(code=exc.code, message=exc.message, field=exc.field)
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
+_MAX_ATTEMPTS = 3
+
+
+def _sqlstate(exc: DBAPIError) -> str | None:
+    orig = exc.orig
+    return getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+
+
+def user_errors(payload: Callable[..., T]) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    """Run a mutation; a `JoyCartError` becomes `payload(errors=[...])`, races are retried."""
+
+    def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(fn)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            for attempt in range(1, _MAX_ATTEMPTS + 1):
+                try:
+                    return await fn(*args, **kwargs)
+                except errors.JoyCartError as exc:
+                    return payload(errors=[UserError.of(exc)])
+                except DBAPIError as exc:
+                    state = _sqlstate(exc)
+                    if state in _RETRYABLE_SQLSTATES and attempt < _MAX_ATTEMPTS:
+                        log.info("retrying %s after sqlstate %s", fn.__name__, state)
+                        continue
+                    if state in _RETRYABLE_SQLSTATES or state == "55P03":  # lock timeout
+                        conflict = errors.Conflict("A concurrent change got there first; try again.")
+                        return payload(errors=[UserError.of(conflict)])
+                    raise
+            raise AssertionError("unreachable")
+
+        return wrapper
+
+    return decorate
+
+
+class MaskInternalErrors(SchemaExtension):
+    """Hide unexpected exceptions behind a request id; keep validation and limit messages."""
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        found = getattr(result, "errors", None)
+        if not found:
+            return
+        context: Any = self.execution_context.context
+        request_id = getattr(context, "request_id", "-")
+        masked: list[GraphQLError] = []
+        for error in found:
+            original = error.original_error
+            if original is None or isinstance(original, GraphQLError):
+                masked.append(error)
+                continue
+            if isinstance(original, errors.JoyCartError):
+                masked.append(
+                    GraphQLError(
+                        original.message,
+                        nodes=error.nodes,
+                        path=error.path,
+                        extensions={"code": original.code.value},
+                    )
+                )
+                continue
+            log.error(
+                "unexpected error in %s (request %s)",
+                self.execution_context.operation_name or "operation",
+                request_id,
+                exc_info=original,
+            )
+            masked.append(
+                GraphQLError(
+                    f"Internal server error (request id {request_id}).",
+                    nodes=error.nodes,
+                    path=error.path,
+                    original_error=None,
+                    extensions={"code": "INTERNAL", "requestId": request_id},
+                )
+            )
+        result.errors = masked  # type: ignore[union-attr]

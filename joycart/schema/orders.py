@@ -1,0 +1,149 @@
+"""GraphQL fields for orders: the buyer's orders, a seller's items, and item cancellation."""
+
+from __future__ import annotations
+
+import logging
+
+import strawberry
+from sqlalchemy import select
+
+from joycart.errors import GatewayUnavailable
+from joycart.models import Order as OrderRow
+from joycart.models import OrderItem as OrderItemRow
+from joycart.resolvers import orders, payments
+from joycart.schema.errors import UserError, user_errors
+from joycart.schema.pagination import (
+    Connection,
+    Edge,
+    PageInfo,
+    decode_cursor,
+    encode_cursor,
+    page_size,
+)
+from joycart.schema.types import JCInfo, Order, OrderItem, Refund
+
+log = logging.getLogger("joycart.graphql")
+
+
+@strawberry.type
+class CancelItemPayload:
+    order_item: OrderItem | None = None
+    refund: Refund | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+
+@strawberry.type
+class OrdersQuery:
+    @strawberry.field(description="The caller's orders, newest first.")
+    async def orders(
+        self, info: JCInfo, first: int = 20, after: str | None = None
+    ) -> Connection[Order]:
+        size = page_size(first)
+        position = decode_cursor(after)
+        user = await info.context.require_user()
+        stmt = select(OrderRow).where(OrderRow.buyer_id == user.id)
+        if position is not None:
+            stmt = stmt.where(
+                (OrderRow.created_at < position.created_at)
+                | ((OrderRow.created_at == position.created_at) & (OrderRow.id < position.id))
+            )
+        async with info.context.read() as session:
+            rows = list(
+                (
+                    await session.scalars(
+                        stmt.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(size + 1)
+                    )
+                ).all()
+            )
+        edges = [Edge(cursor=encode_cursor(r.created_at, r.id), node=Order.of(r)) for r in rows[:size]]
+        return Connection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+            ),
+        )
+
+    @strawberry.field(description="An order its buyer, or a seller of one of its items, may see.")
+    async def order(self, info: JCInfo, id: strawberry.ID) -> Order | None:
+        user = await info.context.user()
+        if user is None:
+            return None
+        async with info.context.read() as session:
+            row = await orders.visible_order(session, viewer=user, order_id=id)
+        return Order.of(row) if row is not None else None
+
+    @strawberry.field(description="Items of the caller's products across all orders, newest first.")
+    async def seller_order_items(
+        self, info: JCInfo, first: int = 20, after: str | None = None
+    ) -> Connection[OrderItem]:
+        size = page_size(first)
+        position = decode_cursor(after)
+        user = await info.context.require_user()
+        stmt = select(OrderItemRow).where(OrderItemRow.seller_id == user.id)
+        if position is not None:
+            stmt = stmt.where(
+                (OrderItemRow.created_at < position.created_at)
+                | (
+                    (OrderItemRow.created_at == position.created_at)
+                    & (OrderItemRow.id < position.id)
+                )
+            )
+        async with info.context.read() as session:
+            rows = list(
+                (
+                    await session.scalars(
+                        stmt.order_by(OrderItemRow.created_at.desc(), OrderItemRow.id.desc()).limit(
+                            size + 1
+                        )
+                    )
+                ).all()
+            )
+        edges = [
+            Edge(cursor=encode_cursor(r.created_at, r.id), node=OrderItem.of(r)) for r in rows[:size]
+        ]
+        return Connection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
+            ),
+        )
+
+
+@strawberry.type
+class OrdersMutation:
+    @strawberry.mutation(
+        description="Cancel units of an item (all remaining by default). On a paid order this "
+        "starts a refund for exactly their value; it settles when Razorpay confirms."
+    )
+    @user_errors(CancelItemPayload)
+    async def cancel_item(
+        self,
+        info: JCInfo,
+        order_item_id: strawberry.ID,
+        quantity: int | None = None,
+        reason: str | None = None,
+    ) -> CancelItemPayload:
+        ctx = info.context
+        actor = await ctx.require_user()
+        async with ctx.transaction() as session:
+            result = await orders.cancel_item(
+                session, actor=actor, order_item_id=order_item_id, quantity=quantity, reason=reason
+            )
+        refund_row = result.refund
+        services = ctx.services
+        try:  # committed: now the calls it owes; failures are retried by the worker
+            if refund_row is not None:
+                refund_row = await payments.submit_refund(
+                    services.sessions, services.gateway, refund_row.id, wait=True
+                )
+            if result.new_payment is not None:
+                await payments.open_gateway_session(
+                    services.sessions, services.gateway, result.new_payment.id, wait=True
+                )
+        except GatewayUnavailable as exc:
+            log.warning("cancel of %s committed; gateway call deferred: %s", order_item_id, exc)
+        return CancelItemPayload(
+            order_item=OrderItem.of(result.item),
+            refund=Refund.of(refund_row) if refund_row is not None else None,
+        )

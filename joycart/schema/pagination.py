@@ -1,0 +1,63 @@
+"""Relay connections with keyset cursors over (created_at, id): stable under inserts."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import strawberry
+
+from joycart.errors import InvalidInput
+
+MAX_PAGE = 100
+NodeT = TypeVar("NodeT")
+
+
+@strawberry.type
+class PageInfo:
+    has_next_page: bool
+    end_cursor: str | None
+
+
+@strawberry.type
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type
+class Connection(Generic[NodeT]):
+    edges: list[Edge[NodeT]]
+    page_info: PageInfo
+
+
+@dataclass(frozen=True)
+class Position:
+    created_at: datetime
+    id: uuid.UUID
+
+
+def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{row_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> Position | None:
+    if cursor is None:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        created, _, raw_id = base64.urlsafe_b64decode(padded).decode().partition("|")
+        return Position(datetime.fromisoformat(created), uuid.UUID(raw_id))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput("`after` is not a cursor this API issued.", field="after") from None
+
+
+def page_size(first: int) -> int:
+    if not 1 <= first <= MAX_PAGE:
+        raise InvalidInput(f"`first` must be between 1 and {MAX_PAGE}.", field="first")
+    return first

@@ -1,0 +1,100 @@
+"""GraphQL fields for buying: the cart and checkout."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import strawberry
+
+from joycart.models import Role
+from joycart.resolvers import cart, checkout
+from joycart.resolvers.cart import CartView
+from joycart.schema.errors import UserError, user_errors
+from joycart.schema.types import Cart, CartItem, JCInfo, Money, Order, Product
+
+
+def _cart(view: CartView) -> Cart:
+    return Cart(
+        items=[
+            CartItem(
+                product=Product.of(line.product),
+                quantity=line.quantity,
+                line_total=Money(amount=line.line_total, currency="INR"),
+            )
+            for line in view.lines
+        ],
+        total=Money(amount=view.total, currency="INR"),
+    )
+
+
+@strawberry.type
+class CartPayload:
+    cart: Cart | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class CheckoutPayload:
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
+class ShoppingQuery:
+    @strawberry.field(description="The caller's cart (empty for anonymous callers and sellers).")
+    async def cart(self, info: JCInfo) -> Cart:
+        user = await info.context.user()
+        if user is None:
+            return _cart(CartView(lines=[]))
+        async with info.context.read() as session:
+            return _cart(await cart.view_cart(session, buyer=user))
+
+
+@strawberry.type
+class ShoppingMutation:
+    @strawberry.mutation(description="Add units of a product to the cart (a line holds 1–100).")
+    @user_errors(CartPayload)
+    async def add_to_cart(
+        self, info: JCInfo, product_id: strawberry.ID, quantity: int
+    ) -> CartPayload:
+        buyer = await info.context.require_user(Role.USER)
+        async with info.context.transaction() as session:
+            view = await cart.add_to_cart(
+                session, buyer=buyer, product_id=product_id, quantity=quantity
+            )
+        return CartPayload(cart=_cart(view))
+
+    @strawberry.mutation(description="Set a line's quantity; 0 removes the line.")
+    @user_errors(CartPayload)
+    async def update_cart_item(
+        self, info: JCInfo, product_id: strawberry.ID, quantity: int
+    ) -> CartPayload:
+        buyer = await info.context.require_user(Role.USER)
+        async with info.context.transaction() as session:
+            view = await cart.update_cart_item(
+                session, buyer=buyer, product_id=product_id, quantity=quantity
+            )
+        return CartPayload(cart=_cart(view))
+
+    @strawberry.mutation(
+        description="Turn the cart into an order. The same key always returns the same order."
+    )
+    @user_errors(CheckoutPayload)
+    async def checkout(self, info: JCInfo, idempotency_key: str) -> CheckoutPayload:
+        ctx = info.context
+        buyer = await ctx.require_user(Role.USER)
+        result = await checkout.checkout(
+            ctx.services.sessions,
+            buyer=buyer,
+            idempotency_key=idempotency_key,
+            gateway=ctx.services.gateway,
+            payment_window=timedelta(minutes=ctx.services.settings.payment_window_minutes),
+        )
+        ctx.loaders.payment_by_order.prime(
+            result.order.id, result.payment
+        )
+        order = Order.of(result.order)
+        errors = [UserError.of(result.gateway_error)] if result.gateway_error else []
+        return CheckoutPayload(order=order, errors=errors)
+
+

@@ -1,0 +1,300 @@
+"""GraphQL object types, each built from a row it keeps privately (rows never leak as types)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import strawberry
+from strawberry.types import Info
+
+from joycart import models
+from joycart.models.orders import OrderItemStatus as OrderItemStatusEnum
+from joycart.models.orders import OrderStatus as OrderStatusEnum
+from joycart.models.payments import PaymentStatus as PaymentStatusEnum
+from joycart.models.payments import RefundReason as RefundReasonEnum
+from joycart.models.payments import RefundStatus as RefundStatusEnum
+from joycart.models.users import Role as RoleEnum
+from joycart.schema.context import Context
+
+Role = strawberry.enum(RoleEnum, description="USER buys; SELLER sells.")
+OrderStatus = strawberry.enum(OrderStatusEnum)
+OrderItemStatus = strawberry.enum(OrderItemStatusEnum)
+PaymentStatus = strawberry.enum(PaymentStatusEnum)
+RefundStatus = strawberry.enum(RefundStatusEnum)
+RefundReason = strawberry.enum(RefundReasonEnum)
+
+JCInfo = Info[Context, None]
+
+
+@strawberry.type(description="An amount in the currency's minor unit (paise for INR).")
+class Money:
+    amount: int
+    currency: str
+
+
+@strawberry.type
+class User:
+    id: strawberry.ID
+    email: str
+    name: str
+    role: Role
+
+    @classmethod
+    def of(cls, row: models.User) -> User:
+        return cls(id=strawberry.ID(str(row.id)), email=row.email, name=row.name, role=row.role)
+
+
+@strawberry.type
+class ProductImage:
+    id: strawberry.ID
+    url: str
+
+
+@strawberry.type
+class Product:
+    id: strawberry.ID
+    name: str
+    description: str
+    price: Money
+    stock: int
+    created_at: datetime
+    row: strawberry.Private[models.Product]
+
+    @classmethod
+    def of(cls, row: models.Product) -> Product:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            name=row.name,
+            description=row.description,
+            price=Money(amount=row.price, currency=row.currency),
+            stock=row.stock,
+            created_at=row.created_at,
+            row=row,
+        )
+
+    @strawberry.field
+    async def seller(self, info: JCInfo) -> User:
+        seller = await info.context.loaders.users.load(self.row.seller_id)
+        assert seller is not None
+        return User.of(seller)
+
+    @strawberry.field
+    async def images(self, info: JCInfo) -> list[ProductImage]:
+        rows = await info.context.loaders.images_by_product.load(self.row.id)
+        return [ProductImage(id=strawberry.ID(str(r.id)), url=r.url) for r in rows]
+
+
+@strawberry.type
+class CartItem:
+    product: Product
+    quantity: int
+    line_total: Money
+
+
+@strawberry.type
+class Cart:
+    items: list[CartItem]
+    total: Money
+
+
+@strawberry.type
+class Payment:
+    id: strawberry.ID
+    status: PaymentStatus
+    amount: Money
+    razorpay_order_id: str | None
+    razorpay_key_id: str | None
+    razorpay_payment_id: str | None
+    receipt: str
+
+    @classmethod
+    def of(cls, row: models.Payment, key_id: str) -> Payment:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            status=row.status,
+            amount=Money(amount=row.amount, currency=row.currency),
+            razorpay_order_id=row.razorpay_order_id,
+            razorpay_key_id=key_id if row.razorpay_order_id else None,
+            razorpay_payment_id=row.razorpay_payment_id,
+            receipt=row.receipt,
+        )
+
+
+@strawberry.type(description="A refund of cancelled units; only Razorpay's webhooks settle it.")
+class Refund:
+    id: strawberry.ID
+    status: RefundStatus
+    amount: Money
+    quantity: int
+    reason: RefundReason
+    gateway_refund_id: str | None
+    failure_reason: str | None
+    created_at: datetime
+    row: strawberry.Private[models.Refund]
+
+    @classmethod
+    def of(cls, row: models.Refund) -> Refund:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            status=row.status,
+            amount=Money(amount=row.amount, currency=row.currency),
+            quantity=row.quantity,
+            reason=row.reason,
+            gateway_refund_id=row.gateway_refund_id,
+            failure_reason=row.failure_reason,
+            created_at=row.created_at,
+            row=row,
+        )
+
+    @strawberry.field
+    async def order_item(self, info: JCInfo) -> OrderItem:
+        assert self.row.order_item_id is not None
+        rows = await info.context.loaders.items_by_order.load(self.row.order_id)
+        return OrderItem.of(next(r for r in rows if r.id == self.row.order_item_id))
+
+
+@strawberry.type(description="Money captured that the order did not owe, returned automatically.")
+class AutomaticRefund:
+    id: strawberry.ID
+    status: RefundStatus
+    amount: Money
+    gateway_refund_id: str | None
+    failure_reason: str | None
+    created_at: datetime
+
+
+@strawberry.type(description="One entry of an order's history: what changed, and who or what did.")
+class OrderEvent:
+    kind: str
+    from_status: str | None
+    to_status: str | None
+    actor: str
+    created_at: datetime
+
+
+@strawberry.type
+class OrderItem:
+    id: strawberry.ID
+    product_name: str
+    quantity: int
+    cancelled_quantity: int
+    unit_price: Money
+    line_total: Money
+    status: OrderItemStatus
+    row: strawberry.Private[models.OrderItem]
+
+    @classmethod
+    def of(cls, row: models.OrderItem) -> OrderItem:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            product_name=row.product_name,
+            quantity=row.quantity,
+            cancelled_quantity=row.cancelled_quantity,
+            unit_price=Money(amount=row.unit_price, currency=row.currency),
+            line_total=Money(amount=row.unit_price * row.quantity, currency=row.currency),
+            status=row.status,
+            row=row,
+        )
+
+    @strawberry.field
+    async def order(self, info: JCInfo) -> Annotated[Order, strawberry.lazy("joycart.schema.types")]:
+        order = await info.context.loaders.orders.load(self.row.order_id)
+        assert order is not None
+        return Order.of(order)
+
+    @strawberry.field(description="Null once the seller deleted the product; the name is kept.")
+    async def product(self, info: JCInfo) -> Product | None:
+        if self.row.product_id is None:
+            return None
+        row = await info.context.loaders.products.load(self.row.product_id)
+        return Product.of(row) if row is not None and row.deleted_at is None else None
+
+    @strawberry.field
+    async def seller(self, info: JCInfo) -> User:
+        seller = await info.context.loaders.users.load(self.row.seller_id)
+        assert seller is not None
+        return User.of(seller)
+
+    @strawberry.field
+    async def refunds(self, info: JCInfo) -> list[Refund]:
+        return [Refund.of(r) for r in await info.context.loaders.refunds_by_item.load(self.row.id)]
+
+
+@strawberry.type
+class Order:
+    id: strawberry.ID
+    status: OrderStatus
+    total: Money
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None
+    row: strawberry.Private[models.Order]
+
+    @classmethod
+    def of(cls, row: models.Order) -> Order:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            status=row.status,
+            total=Money(amount=row.total_amount, currency=row.currency),
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            paid_at=row.paid_at,
+            row=row,
+        )
+
+    @strawberry.field
+    async def items(self, info: JCInfo) -> list[OrderItem]:
+        return [OrderItem.of(r) for r in await info.context.loaders.items_by_order.load(self.row.id)]
+
+    @strawberry.field(description="The current payment session: what the SPA hands to Razorpay.")
+    async def payment(self, info: JCInfo) -> Payment | None:
+        row = await info.context.loaders.payment_by_order.load(self.row.id)
+        key_id = info.context.services.gateway.key_id
+        return Payment.of(row, key_id) if row is not None else None
+
+    @strawberry.field
+    async def refunds(self, info: JCInfo) -> list[Refund]:
+        rows = await info.context.loaders.refunds_by_order.load(self.row.id)
+        return [Refund.of(r) for r in rows if r.order_item_id is not None]
+
+    @strawberry.field
+    async def automatic_refunds(self, info: JCInfo) -> list[AutomaticRefund]:
+        rows = await info.context.loaders.refunds_by_order.load(self.row.id)
+        return [
+            AutomaticRefund(
+                id=strawberry.ID(str(r.id)),
+                status=r.status,
+                amount=Money(amount=r.amount, currency=r.currency),
+                gateway_refund_id=r.gateway_refund_id,
+                failure_reason=r.failure_reason,
+                created_at=r.created_at,
+            )
+            for r in rows
+            if r.order_item_id is None
+        ]
+
+    @strawberry.field(description="The order's history, oldest first.")
+    async def events(self, info: JCInfo) -> list[OrderEvent]:
+        from sqlalchemy import select
+
+        async with info.context.read() as session:
+            rows = (
+                await session.scalars(
+                    select(models.OrderEvent)
+                    .where(models.OrderEvent.order_id == self.row.id)
+                    .order_by(models.OrderEvent.id)
+                )
+            ).all()
+        return [
+            OrderEvent(
+                kind=r.kind,
+                from_status=r.from_status,
+                to_status=r.to_status,
+                actor=r.actor,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+
+

@@ -1,0 +1,96 @@
+"""The background worker: owed gateway calls, image deletions, expiry of unpaid orders.
+
+Runs inside `joycart serve` or alone as `joycart worker`; any number of workers coordinate
+through PostgreSQL (jobs claimed with FOR UPDATE SKIP LOCKED, calls under advisory locks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass
+
+from joycart.bootstrap import Services
+from joycart.errors import GatewayUnavailable
+from joycart.integrations.images import ImageStoreError
+from joycart.resolvers import jobs, orders, payments
+from joycart.resolvers.locks import LockBusy
+from joycart.webhooks import apply_recorded
+
+log = logging.getLogger("joycart.worker")
+
+POLL_SECONDS = 1.0
+
+
+@dataclass
+class RunStats:
+    jobs_done: int = 0
+    jobs_retried: int = 0
+    orders_expired: int = 0
+
+
+async def _run_job(services: Services, job: jobs.ClaimedJob) -> None:
+    if job.kind == jobs.CREATE_GATEWAY_ORDER:
+        pid = uuid.UUID(job.payload["payment_id"])
+        await payments.open_gateway_session(services.sessions, services.gateway, pid, wait=False)
+    elif job.kind == jobs.SUBMIT_REFUND:
+        rid = uuid.UUID(job.payload["refund_id"])
+        await payments.submit_refund(services.sessions, services.gateway, rid, wait=False)
+    elif job.kind == jobs.DELETE_IMAGE:
+        await services.images.delete(job.payload["key"])
+    elif job.kind == jobs.APPLY_WEBHOOK:
+        await apply_recorded(services.sessions, int(job.payload["event_row_id"]))
+    else:
+        raise ValueError(f"unknown job kind {job.kind}")
+
+
+async def run_due_jobs(services: Services, *, limit: int = 20) -> RunStats:
+    stats = RunStats()
+    async with services.sessions() as session, session.begin():
+        claimed = await jobs.claim(session, limit=limit)
+    for job in claimed:
+        try:
+            await _run_job(services, job)
+        except (GatewayUnavailable, ImageStoreError, LockBusy) as exc:
+            stats.jobs_retried += 1
+            async with services.sessions() as session, session.begin():
+                await jobs.retry_later(session, job, str(exc))
+            continue
+        except Exception as exc:  # a bug must not stop the worker; the job keeps its error
+            log.exception("job %s (%s) failed", job.id, job.kind)
+            stats.jobs_retried += 1
+            async with services.sessions() as session, session.begin():
+                await jobs.retry_later(session, job, f"{type(exc).__name__}: {exc}")
+            continue
+        stats.jobs_done += 1
+        async with services.sessions() as session, session.begin():
+            await jobs.complete(session, job.id)
+    return stats
+
+
+async def run_once(services: Services) -> RunStats:
+    """One pass: expire what is due, then run the jobs that are due."""
+    async with services.sessions() as session, session.begin():
+        expired = await orders.expire_due_orders(session)
+    stats = await run_due_jobs(services)
+    stats.orders_expired = expired
+    return stats
+
+
+async def run_forever(services: Services, stop: asyncio.Event) -> None:
+    log.info("worker started")
+    while not stop.is_set():
+        try:
+            stats = await run_once(services)
+            busy = stats.jobs_done + stats.jobs_retried + stats.orders_expired
+        except Exception:
+            log.exception("worker pass failed; retrying")
+            busy = 0
+        if busy:
+            continue
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
+        except TimeoutError:
+            pass
+    log.info("worker stopped")

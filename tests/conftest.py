@@ -1,0 +1,179 @@
+"""Test harness: a real PostgreSQL (embedded, or JOYCART_TEST_DATABASE_URL), the app served by
+uvicorn on 127.0.0.1, and the fake Razorpay and Cloudinary servers the real SDKs talk to.
+
+Each test starts from empty tables (TRUNCATE after every test) and fresh fakes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from joycart import migrate
+from joycart.app import create_app
+from joycart.bootstrap import Services, build_services
+from joycart.config import Settings
+from joycart.embedded_db import EmbeddedPostgres
+from joycart.integrations.cloudinary_sim import CloudinarySimulator
+from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.models import Base
+from tests.helpers import Api
+
+KEY_ID = "rzp_test_joycarttests"
+KEY_SECRET = "test-key-secret-0123456789"
+WEBHOOK_SECRET = "test-webhook-secret-0123456789"
+JWT_SECRET = "test-jwt-secret-" + "x" * 40
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="joycart-test-") as tmp:
+        yield Path(tmp)
+
+
+@pytest.fixture(scope="session")
+async def server_url_base(data_dir: Path) -> AsyncIterator[str]:
+    """A PostgreSQL server URL (no database chosen yet)."""
+    given = os.environ.get("JOYCART_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    pg = EmbeddedPostgres(data_dir)
+    await asyncio.to_thread(pg.start)
+    try:
+        yield pg.url("postgres")
+    finally:
+        await asyncio.to_thread(pg.stop)
+
+
+async def _admin(url: str) -> asyncpg.Connection:
+    u = make_url(url)
+    return await asyncpg.connect(
+        user=u.username or "postgres",
+        password=u.password,
+        host=u.query.get("host") or u.host,  # type: ignore[arg-type]
+        port=u.port,
+        database=u.database or "postgres",
+    )
+
+
+@pytest.fixture(scope="session")
+async def database_url(server_url_base: str) -> AsyncIterator[str]:
+    """A fresh database for this test session, dropped afterwards."""
+    name = f"joycart_test_{uuid.uuid4().hex[:10]}"
+    admin = await _admin(server_url_base)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    url = make_url(server_url_base).set(drivername="postgresql+asyncpg", database=name)
+    yield url.render_as_string(hide_password=False)
+    admin = await _admin(server_url_base)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+def razorpay() -> Iterator[RazorpaySimulator]:
+    sim = RazorpaySimulator(key_id=KEY_ID, key_secret=KEY_SECRET, webhook_secret=WEBHOOK_SECRET)
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture(scope="session")
+def cloudinary_sim() -> Iterator[CloudinarySimulator]:
+    sim = CloudinarySimulator()
+    sim.start()
+    yield sim
+    sim.stop()
+
+
+def make_settings(data_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "env": "development",
+        "data_dir": data_dir,
+        "jwt_secret": JWT_SECRET,
+        "razorpay_key_id": KEY_ID,
+        "razorpay_key_secret": KEY_SECRET,
+        "razorpay_webhook_secret": WEBHOOK_SECRET,
+        "rate_limits": "off",
+        "gateway_timeout_seconds": 2.0,
+        "db_pool_size": 20,
+    }
+    values.update(overrides)
+    return Settings.model_validate(values)
+
+
+@pytest.fixture(scope="session")
+async def services(
+    database_url: str, data_dir: Path, razorpay: RazorpaySimulator
+) -> AsyncIterator[Services]:
+    settings = make_settings(data_dir)
+    built = build_services(settings, database_url=database_url, razorpay_api_url=razorpay.base_url)
+    await migrate.upgrade(built.engine)
+    yield built
+    await built.close()
+
+
+@pytest.fixture(scope="session")
+async def server(services: Services, razorpay: RazorpaySimulator) -> AsyncIterator[str]:
+    """The app on a real port in this event loop: webhooks arrive as real HTTP requests."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(services), log_level="warning", lifespan="off", access_log=False
+    )
+    srv = uvicorn.Server(config)
+    srv.capture_signals = _no_signals  # type: ignore[method-assign]
+    task = asyncio.create_task(srv.serve(sockets=[sock]))
+    while not srv.started:
+        await asyncio.sleep(0.01)
+    url = f"http://127.0.0.1:{port}"
+    razorpay.webhook_url = f"{url}/webhooks/razorpay"
+    yield url
+    srv.should_exit = True
+    await task
+    sock.close()
+
+
+def _no_signals() -> object:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+@pytest.fixture(autouse=True)
+async def clean_state(
+    services: Services, razorpay: RazorpaySimulator, cloudinary_sim: CloudinarySimulator
+) -> AsyncIterator[None]:
+    razorpay.reset()
+    cloudinary_sim.reset()
+    yield
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    async with services.engine.begin() as conn:
+        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    limits = httpx.Limits(max_connections=300, max_keepalive_connections=50)
+    async with httpx.AsyncClient(base_url=server, timeout=60, limits=limits) as client:
+        yield client
+
+
+@pytest.fixture
+def api(http: httpx.AsyncClient) -> Api:
+    return Api(http)

@@ -1,0 +1,147 @@
+"""Small helpers for tests that speak GraphQL over HTTP, and the SQL invariant checks."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    token: str
+    refresh_token: str
+
+
+class Api:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def raw(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> httpx.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
+
+    async def gql(
+        self, query: str, variables: dict[str, Any] | None = None, token: str | None = None
+    ) -> dict[str, Any]:
+        response = await self.raw(query, variables, token)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert "errors" not in body, body
+        data: dict[str, Any] = body["data"]
+        return data
+
+    async def register(self, role: str = "USER", email: str | None = None) -> Account:
+        email = email or f"{role.lower()}-{uuid.uuid4().hex[:8]}@example.com"
+        data = await self.gql(
+            """mutation($input: RegisterInput!) { register(input: $input) {
+                accessToken refreshToken user { id } errors { code message field } } }""",
+            {"input": {"email": email, "password": "correct horse battery", "name": "T", "role": role}},
+        )
+        payload = data["register"]
+        assert payload["errors"] == [], payload
+        return Account(payload["user"]["id"], email, payload["accessToken"], payload["refreshToken"])
+
+    async def create_product(
+        self, seller: Account, *, price: int = 10_000, stock: int = 10, name: str = "Chai"
+    ) -> str:
+        data = await self.gql(
+            """mutation($input: CreateProductInput!) { createProduct(input: $input) {
+                product { id } errors { code message field } } }""",
+            {"input": {"name": name, "description": "", "price": price, "stock": stock}},
+            seller.token,
+        )
+        assert data["createProduct"]["errors"] == [], data
+        product_id: str = data["createProduct"]["product"]["id"]
+        return product_id
+
+    async def add_to_cart(self, buyer: Account, product_id: str, quantity: int = 1) -> dict[str, Any]:
+        data = await self.gql(
+            """mutation($p: ID!, $q: Int!) { addToCart(productId: $p, quantity: $q) {
+                cart { total { amount } } errors { code message field } } }""",
+            {"p": product_id, "q": quantity},
+            buyer.token,
+        )
+        result: dict[str, Any] = data["addToCart"]
+        return result
+
+    async def checkout(self, buyer: Account, key: str | None = None) -> dict[str, Any]:
+        data = await self.gql(
+            CHECKOUT, {"key": key or f"key-{uuid.uuid4().hex}"}, buyer.token
+        )
+        result: dict[str, Any] = data["checkout"]
+        return result
+
+
+CHECKOUT = """mutation($key: String!) { checkout(idempotencyKey: $key) {
+    order { id status total { amount currency }
+            items { id quantity status unitPrice { amount } }
+            payment { status amount { amount } razorpayOrderId razorpayKeyId receipt } }
+    errors { code message field } } }"""
+
+
+async def assert_invariants(engine: AsyncEngine) -> None:
+    """The money and stock invariants of DESIGN.md, checked in SQL."""
+    async with engine.connect() as conn:
+        drift = (
+            await conn.execute(
+                text(
+                    """SELECT p.id, p.stock, COALESCE(SUM(l.delta), 0) AS ledger
+                       FROM products p LEFT JOIN stock_ledger l ON l.product_id = p.id
+                       GROUP BY p.id HAVING p.stock <> COALESCE(SUM(l.delta), 0) OR p.stock < 0"""
+                )
+            )
+        ).all()
+        assert drift == [], f"stock differs from its ledger: {drift}"
+        double = (
+            await conn.execute(
+                text(
+                    "SELECT buyer_id, idempotency_key FROM orders "
+                    "GROUP BY 1, 2 HAVING count(*) > 1"
+                )
+            )
+        ).all()
+        assert double == [], f"two orders for one key: {double}"
+        unpaid = (
+            await conn.execute(
+                text(
+                    """SELECT o.id FROM orders o WHERE o.paid_at IS NOT NULL AND NOT EXISTS (
+                         SELECT 1 FROM payments p JOIN captures c ON c.payment_id = p.id
+                         WHERE p.order_id = o.id AND c.owed AND c.amount = p.amount
+                           AND c.currency = p.currency AND p.status = 'CAPTURED')"""
+                )
+            )
+        ).all()
+        assert unpaid == [], f"orders paid without a matching capture: {unpaid}"
+        over = (
+            await conn.execute(
+                text(
+                    """SELECT c.id FROM captures c JOIN refunds r ON r.capture_id = c.id
+                       WHERE r.status <> 'FAILED' GROUP BY c.id, c.amount
+                       HAVING SUM(r.amount) > c.amount"""
+                )
+            )
+        ).all()
+        assert over == [], f"refunds exceed the capture: {over}"
+        unmatched = (
+            await conn.execute(
+                text(
+                    """SELECT i.id FROM order_items i JOIN orders o ON o.id = i.order_id
+                       WHERE o.paid_at IS NOT NULL AND i.cancelled_quantity <> COALESCE((
+                         SELECT SUM(r.quantity) FROM refunds r
+                         WHERE r.order_item_id = i.id AND r.status <> 'FAILED'
+                           AND r.amount = r.quantity * i.unit_price), 0)"""
+                )
+            )
+        ).all()
+        assert unmatched == [], f"cancelled units without exactly one refund at their price: {unmatched}"
