@@ -13,6 +13,7 @@
     ├── InvalidState            INVALID_STATE
     ├── GatewayUnavailable      PAYMENT_GATEWAY_UNAVAILABLE
     ├── RateLimited             RATE_LIMITED
+    ├── ImageStoreUnavailable   IMAGE_STORE_UNAVAILABLE (nothing was attached; retry)
     └── Conflict                CONFLICT (a concurrent change won; retrying is safe)
 
 Operations raise these; the GraphQL edge turns them into `UserError`s in one place
@@ -38,6 +39,7 @@ class ErrorCode(enum.Enum):
     PAYMENT_GATEWAY_UNAVAILABLE = "PAYMENT_GATEWAY_UNAVAILABLE"
     RATE_LIMITED = "RATE_LIMITED"
     CONFLICT = "CONFLICT"
+    IMAGE_STORE_UNAVAILABLE = "IMAGE_STORE_UNAVAILABLE"
 
 
 class JoyCartError(Exception):
@@ -98,6 +100,10 @@ class GatewayUnavailable(JoyCartError):
 
 class RateLimited(JoyCartError):
     code = ErrorCode.RATE_LIMITED
+
+
+class ImageStoreUnavailable(JoyCartError):
+    code = ErrorCode.IMAGE_STORE_UNAVAILABLE
 
 
 class Conflict(JoyCartError):

@@ -145,3 +145,40 @@ async def assert_invariants(engine: AsyncEngine) -> None:
             )
         ).all()
         assert unmatched == [], f"cancelled units without exactly one refund at their price: {unmatched}"
+
+
+_PRECOMPUTED_HASH: str | None = None
+
+
+async def bulk_buyers(
+    engine: AsyncEngine, n: int, *, jwt_secret: str, product_id: str | None = None, quantity: int = 1
+) -> list[Account]:
+    """Many buyers at once, written in SQL (registration is tested on its own), with tokens and,
+    optionally, one cart line each: race tests spend their time on the race, not on set-up."""
+    from joycart.security import hash_password, issue_access_token
+
+    global _PRECOMPUTED_HASH
+    if _PRECOMPUTED_HASH is None:
+        _PRECOMPUTED_HASH = await hash_password("correct horse battery")
+    accounts = []
+    async with engine.begin() as conn:
+        for _ in range(n):
+            uid = uuid.uuid4()
+            email = f"bulk-{uid.hex[:12]}@example.com"
+            await conn.execute(
+                text(
+                    "INSERT INTO users (id, email, name, role, password_hash, created_at) "
+                    "VALUES (:id, :email, 'Bulk', 'USER', :h, now())"
+                ),
+                {"id": uid, "email": email, "h": _PRECOMPUTED_HASH},
+            )
+            if product_id is not None:
+                await conn.execute(
+                    text(
+                        "INSERT INTO cart_items (user_id, product_id, quantity, added_at) "
+                        "VALUES (:u, :p, :q, now())"
+                    ),
+                    {"u": uid, "p": uuid.UUID(product_id), "q": quantity},
+                )
+            accounts.append(Account(str(uid), email, issue_access_token(jwt_secret, uid), ""))
+    return accounts

@@ -19,7 +19,6 @@ class Role(enum.Enum):
 
 class User(Base):
     __tablename__ = "users"
-    __table_args__ = (Index("uq_users_email_lower", func.lower("email"), unique=True),)
 
     id: Mapped[uuid.UUID] = uuid_pk()
     email: Mapped[str] = mapped_column(String(254))
@@ -27,6 +26,10 @@ class User(Base):
     role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
     password_hash: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = created_at_column()
+
+
+# Emails are unique whatever their letter case.
+Index("uq_users_email_lower", func.lower(User.email), unique=True)
 
 
 class RefreshToken(Base):

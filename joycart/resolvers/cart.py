@@ -125,4 +125,4 @@ async def view_cart(session: AsyncSession, *, buyer: User) -> CartView:
         .where(CartItem.user_id == buyer.id, Product.deleted_at.is_(None))
         .order_by(CartItem.added_at, Product.id)
     )
-    return CartView(lines=[CartLine(product=p, quantity=q) for p, q in rows.tuples()])
+    return CartView(lines=[CartLine(product=p, quantity=q) for p, q in rows.all()])

@@ -21,6 +21,7 @@ from strawberry.tools import merge_types
 
 from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
+from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
 from joycart.schema.shopping import ShoppingMutation, ShoppingQuery
 from joycart.schema.errors import MaskInternalErrors
@@ -31,7 +32,7 @@ MAX_TOKENS = 2000
 
 Query = merge_types("Query", (AuthQuery, CatalogQuery, ShoppingQuery, OrdersQuery))
 Mutation = merge_types(
-    "Mutation", (AuthMutation, CatalogMutation, ShoppingMutation, OrdersMutation)
+    "Mutation", (AuthMutation, CatalogMutation, ImagesMutation, ShoppingMutation, OrdersMutation)
 )
 
 # Built once: per-request limiter extensions would defeat the validation cache

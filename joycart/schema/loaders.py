@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import distinct_on
 from strawberry.dataloader import DataLoader
 
 from joycart.db import Sessions
@@ -68,7 +69,7 @@ class Loaders:
                     select(Payment)
                     .where(Payment.order_id.in_(keys))
                     .order_by(Payment.order_id, Payment.sequence.desc())
-                    .distinct(Payment.order_id)
+                    .ext(distinct_on(Payment.order_id))
                 )
             ).all()
         found = {row.order_id: row for row in rows}
