@@ -16,6 +16,8 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    column,
+    func,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -40,8 +42,10 @@ class Product(Base):
         CheckConstraint(f"price >= {MIN_PRICE} AND price <= {MAX_PRICE}", name="price_range"),
         Index(
             "ix_products_name_trgm",
-            text("lower(name) gin_trgm_ops"),
+            func.lower(column("name")).label("name_lower"),
             postgresql_using="gin",
+            # The operator class as an option, not in the expression: autogenerate can compare it.
+            postgresql_ops={"name_lower": "gin_trgm_ops"},
         ),
         Index("ix_products_listing", "created_at", "id", postgresql_where=text("deleted_at IS NULL")),
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -54,7 +54,7 @@ async def enqueue(
     )
     if dedupe_key is not None:
         stmt = stmt.on_conflict_do_nothing(
-            index_elements=[Job.dedupe_key], index_where=Job.status == JobStatus.PENDING
+            index_elements=[Job.dedupe_key], index_where=text("status = 'PENDING'")
         )
     await session.execute(stmt)
 
