@@ -47,6 +47,8 @@ class JoyCartGraphQL(GraphQL[Context, None]):
 
     async def process_result(self, request: Any, result: Any) -> GraphQLHTTPResponse:
         data: GraphQLHTTPResponse = await super().process_result(request, result)
+        if isinstance(request, Request):  # strawberry leaves multipart temp files open
+            await request.close()
         return data
 
     def encode_json(self, data: object) -> bytes:

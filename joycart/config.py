@@ -7,6 +7,7 @@ start unless every secret is given explicitly and is strong enough.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +76,18 @@ def load_dev_secrets(data_dir: Path) -> DevSecrets:
         razorpay_key_secret=secrets.token_urlsafe(24),
         razorpay_webhook_secret=secrets.token_urlsafe(24),
     )
-    path.write_text(json.dumps(created.__dict__))
-    path.chmod(0o600)
+    # Written owner-only from the first byte, then linked into place: two processes starting
+    # together agree on one set of secrets, and nobody reads a half-written file.
+    tmp = path.with_name(f".dev-secrets.{secrets.token_hex(8)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(json.dumps(created.__dict__))
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return DevSecrets(**json.loads(path.read_text()))
+    finally:
+        tmp.unlink()
     return created
 
 

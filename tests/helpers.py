@@ -136,8 +136,9 @@ async def assert_invariants(engine: AsyncEngine) -> None:
         unmatched = (
             await conn.execute(
                 text(
-                    """SELECT i.id FROM order_items i JOIN orders o ON o.id = i.order_id
-                       WHERE o.paid_at IS NOT NULL AND i.cancelled_quantity <> COALESCE((
+                    """SELECT i.id FROM order_items i
+                       WHERE i.paid_quantity IS NOT NULL
+                         AND i.paid_quantity - (i.quantity - i.cancelled_quantity) <> COALESCE((
                          SELECT SUM(r.quantity) FROM refunds r
                          WHERE r.order_item_id = i.id AND r.status <> 'FAILED'
                            AND r.amount = r.quantity * i.unit_price), 0)"""

@@ -91,6 +91,8 @@ class OrderItem(Base):
     currency: Mapped[str] = mapped_column(String(3), default="INR")
     quantity: Mapped[int] = mapped_column(Integer)
     cancelled_quantity: Mapped[int] = mapped_column(Integer, default=0)
+    # Units still active when the order was paid: every one cancelled later is refunded.
+    paid_quantity: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[OrderItemStatus] = mapped_column(
         enum_column(OrderItemStatus, "order_item_status"), default=OrderItemStatus.ACTIVE
     )

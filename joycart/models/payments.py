@@ -112,6 +112,8 @@ class Refund(Base):
     gateway_attempts: Mapped[int] = mapped_column(Integer, default=0)
     failure_reason: Mapped[str | None] = mapped_column(String(500))
     note: Mapped[str | None] = mapped_column(String(500))
+    # A refund asked again after Razorpay failed this one; at most one retry per failed refund.
+    retry_of_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("refunds.id"), unique=True)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
     settled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -169,7 +169,7 @@ async def remove_product_image(session: AsyncSession, *, seller: User, image_id:
     ).first()
     if found is None:
         raise NotFound("No image with that ID among your products.", field="imageId")
-    image, product = found.tuple()
+    image, product = found
     await forget_image(session, image)
     await session.flush()
     return product

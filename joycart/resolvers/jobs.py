@@ -103,3 +103,12 @@ async def retry_later(session: AsyncSession, job: ClaimedJob, error: str) -> Non
             last_error=error[:2000],
         )
     )
+
+
+async def settle(session: AsyncSession, dedupe_key: str) -> None:
+    """The owed work was done inline: the pending job for it has nothing left to do."""
+    await session.execute(
+        update(Job)
+        .where(Job.dedupe_key == dedupe_key, Job.status == JobStatus.PENDING)
+        .values(status=JobStatus.DONE, locked_until=None)
+    )

@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart.db import Sessions
@@ -25,6 +25,7 @@ from joycart.integrations import razorpay as rzp
 from joycart.models import (
     Capture,
     Order,
+    OrderItem,
     OrderStatus,
     Payment,
     PaymentStatus,
@@ -105,6 +106,7 @@ async def open_gateway_session(
             order = await session.get_one(Order, row.order_id, with_for_update=True)
             row.razorpay_order_id = created.id
             row.last_gateway_error = None
+            await jobs.settle(session, f"gateway-order:{payment_id}")
             events.record(
                 session,
                 order,
@@ -184,6 +186,7 @@ async def submit_refund(
             async with sessions() as session, session.begin():
                 order = await session.get_one(Order, refund.order_id, with_for_update=True)
                 row = await session.get_one(Refund, refund_id, with_for_update=True)
+                await jobs.settle(session, f"refund:{refund_id}")
                 if row.status is RefundStatus.INITIATED and row.gateway_refund_id is None:
                     row.status = RefundStatus.FAILED
                     row.failure_reason = f"Razorpay refused the refund: {exc}"[:500]
@@ -202,6 +205,7 @@ async def submit_refund(
         async with sessions() as session, session.begin():
             order = await session.get_one(Order, refund.order_id, with_for_update=True)
             row = await session.get_one(Refund, refund_id, with_for_update=True)
+            await jobs.settle(session, f"refund:{refund_id}")
             if row.gateway_refund_id is None:
                 row.gateway_refund_id = answer.id
                 events.record(
@@ -292,6 +296,11 @@ async def _apply_capture(session: AsyncSession, entity: dict[str, Any], event_id
         payment.status = PaymentStatus.CAPTURED
         payment.razorpay_payment_id = gateway_payment_id
         order.paid_at = datetime.now(UTC)
+        await session.execute(
+            update(OrderItem)
+            .where(OrderItem.order_id == order.id)
+            .values(paid_quantity=OrderItem.quantity - OrderItem.cancelled_quantity)
+        )
         events.record(
             session, order, "PAYMENT_CAPTURED", actor=actor, to_status=OrderStatus.PAID,
             webhook_event_id=event_id, razorpay_payment_id=gateway_payment_id, amount=amount,

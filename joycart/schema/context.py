@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -86,5 +86,5 @@ class Context:
         async with self.services.sessions() as session:
             yield session
 
-    def transaction(self) -> AsyncIterator[AsyncSession]:
-        return transaction(self.services.sessions)  # type: ignore[return-value]
+    def transaction(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return transaction(self.services.sessions)

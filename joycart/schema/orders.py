@@ -34,6 +34,12 @@ class CancelItemPayload:
 
 
 @strawberry.type
+class RefundPayload:
+    refund: Refund | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.type
 class OrdersQuery:
     @strawberry.field(description="The caller's orders, newest first.")
     async def orders(
@@ -147,3 +153,20 @@ class OrdersMutation:
             order_item=OrderItem.of(result.item),
             refund=Refund.of(refund_row) if refund_row is not None else None,
         )
+
+    @strawberry.mutation(
+        description="Ask again for a refund Razorpay reported FAILED (buyer or the item's seller)."
+    )
+    @user_errors(RefundPayload)
+    async def retry_refund(self, info: JCInfo, refund_id: strawberry.ID) -> RefundPayload:
+        ctx = info.context
+        actor = await ctx.require_user()
+        async with ctx.transaction() as session:
+            refund = await orders.retry_refund(session, actor=actor, refund_id=refund_id)
+        try:
+            refund = await payments.submit_refund(
+                ctx.services.sessions, ctx.services.gateway, refund.id, wait=True
+            )
+        except GatewayUnavailable as exc:
+            log.warning("refund %s committed; gateway call deferred: %s", refund.id, exc)
+        return RefundPayload(refund=Refund.of(refund))

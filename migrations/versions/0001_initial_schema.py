@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 18:26:29.279715
+Create Date: 2026-11-26 18:31:51.639240
 """
 
 from collections.abc import Sequence
@@ -219,9 +219,10 @@ def upgrade() -> None:
     op.create_index(
         "ix_products_name_trgm",
         "products",
-        [sa.literal_column("lower(name) gin_trgm_ops")],
+        [sa.literal_column("lower(name)").label("name_lower")],
         unique=False,
         postgresql_using="gin",
+        postgresql_ops={"name_lower": "gin_trgm_ops"},
     )
     op.create_index(op.f("ix_products_seller_id"), "products", ["seller_id"], unique=False)
     op.create_table(
@@ -307,6 +308,7 @@ def upgrade() -> None:
         sa.Column("currency", sa.String(length=3), nullable=False),
         sa.Column("quantity", sa.Integer(), nullable=False),
         sa.Column("cancelled_quantity", sa.Integer(), nullable=False),
+        sa.Column("paid_quantity", sa.Integer(), nullable=True),
         sa.Column(
             "status",
             sa.Enum(
@@ -542,6 +544,7 @@ def upgrade() -> None:
         sa.Column("gateway_attempts", sa.Integer(), nullable=False),
         sa.Column("failure_reason", sa.String(length=500), nullable=True),
         sa.Column("note", sa.String(length=500), nullable=True),
+        sa.Column("retry_of_id", sa.Uuid(), nullable=True),
         sa.Column(
             "created_at",
             sa.DateTime(timezone=True),
@@ -565,8 +568,12 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["order_item_id"], ["order_items.id"], name=op.f("fk_refunds_order_item_id_order_items")
         ),
+        sa.ForeignKeyConstraint(
+            ["retry_of_id"], ["refunds.id"], name=op.f("fk_refunds_retry_of_id_refunds")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_refunds")),
         sa.UniqueConstraint("gateway_refund_id", name=op.f("uq_refunds_gateway_refund_id")),
+        sa.UniqueConstraint("retry_of_id", name=op.f("uq_refunds_retry_of_id")),
     )
     op.create_index(op.f("ix_refunds_capture_id"), "refunds", ["capture_id"], unique=False)
     op.create_index(op.f("ix_refunds_order_id"), "refunds", ["order_id"], unique=False)
@@ -602,7 +609,12 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_refresh_tokens_family_id"), table_name="refresh_tokens")
     op.drop_table("refresh_tokens")
     op.drop_index(op.f("ix_products_seller_id"), table_name="products")
-    op.drop_index("ix_products_name_trgm", table_name="products", postgresql_using="gin")
+    op.drop_index(
+        "ix_products_name_trgm",
+        table_name="products",
+        postgresql_using="gin",
+        postgresql_ops={"name_lower": "gin_trgm_ops"},
+    )
     op.drop_index(
         "ix_products_listing", table_name="products", postgresql_where=sa.text("deleted_at IS NULL")
     )
