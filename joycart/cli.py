@@ -184,6 +184,29 @@ def _simulate(action: str, target: str) -> int:
     return 0 if response.is_success else 1
 
 
+async def _reconcile(apply: bool, refund_age_minutes: int | None) -> int:
+    from datetime import timedelta
+
+    from joycart.resolvers.reconcile import reconcile
+
+    settings = _settings()
+    runtime = Runtime(settings)
+    try:
+        url = await runtime.database_url()
+        services = build_services(settings, database_url=url, razorpay_api_url=_sim_url(settings))
+        age = refund_age_minutes or settings.refund_reconcile_age_minutes
+        report = await reconcile(
+            services.sessions, services.gateway, refund_age=timedelta(minutes=age), apply=apply
+        )
+        await services.close()
+    finally:
+        runtime.stop()
+    print("\n".join(report.lines()))
+    if not apply and (report.unrecorded_captures or report.stale_refunds):
+        print("report only: run again with --apply to feed Razorpay's answers through the webhook path")
+    return 1 if report.errors else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     parser = argparse.ArgumentParser(prog="joycart", description=__doc__)
@@ -197,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     simulate = sub.add_parser("simulate", help="act as the customer at the simulated Razorpay")
     simulate.add_argument("action", choices=["pay", "fail", "process", "fail-refund"])
     simulate.add_argument("target", help="our order id (pay, fail) or a Razorpay refund id")
+    rec = sub.add_parser("reconcile", help="compare with Razorpay; --apply fixes through webhooks")
+    rec.add_argument("--apply", action="store_true")
+    rec.add_argument("--refund-age-minutes", type=int, default=None)
     args = parser.parse_args(argv)
     if args.command == "serve":
         asyncio.run(_serve(args.host, args.port, not args.no_worker))
@@ -204,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_worker())
     elif args.command == "migrate":
         asyncio.run(_migrate())
+    elif args.command == "reconcile":
+        return asyncio.run(_reconcile(args.apply, args.refund_age_minutes))
     elif args.command == "simulate":
         action = "fail" if args.action == "fail-refund" else args.action
         if args.action in ("pay", "fail"):

@@ -1,0 +1,48 @@
+"""`joycart reconcile`: report what Razorpay knows and we do not; --apply goes through webhooks."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import text
+
+from joycart.bootstrap import Services
+from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.resolvers.reconcile import reconcile
+from tests.api.test_cancellation import cancel, paid_order
+from tests.helpers import Api, assert_invariants
+
+
+async def test_reconcile_reports_then_applies_a_lost_capture_and_a_lost_refund_webhook(
+    api: Api, razorpay: RazorpaySimulator, services: Services
+) -> None:
+    order = await paid_order(api, razorpay)
+    refund = (await cancel(api, order.buyer, order.items[0]["id"]))["refund"]
+    razorpay.process_refund(refund["gatewayRefundId"])  # its webhook never arrives
+    seller = await api.register("SELLER")
+    buyer = await api.register("USER")
+    product = await api.create_product(seller, price=5_000, stock=2)
+    await api.add_to_cart(buyer, product, 1)
+    unpaid = (await api.checkout(buyer))["order"]
+    razorpay.pay(unpaid["payment"]["razorpayOrderId"])  # captured; the webhook is lost
+
+    report = await reconcile(services.sessions, services.gateway, refund_age=timedelta(0), apply=False)
+
+    assert len(report.unrecorded_captures) == 1
+    assert unpaid["id"] in report.unrecorded_captures[0]
+    assert len(report.stale_refunds) == 1 and report.stale_refunds[0].endswith("processed")
+    assert report.applied == []
+    async with services.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM orders WHERE paid_at IS NOT NULL")) == 1
+
+    applied = await reconcile(services.sessions, services.gateway, refund_age=timedelta(0), apply=True)
+
+    assert len(applied.applied) == 2
+    async with services.engine.connect() as conn:
+        assert await conn.scalar(
+            text("SELECT status FROM orders WHERE id = :id"), {"id": unpaid["id"]}
+        ) == "PAID"
+        assert await conn.scalar(text("SELECT status FROM refunds")) == "REFUNDED"
+    again = await reconcile(services.sessions, services.gateway, refund_age=timedelta(0), apply=True)
+    assert again.unrecorded_captures == [] and again.stale_refunds == []
+    await assert_invariants(services.engine)
