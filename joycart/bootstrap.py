@@ -31,7 +31,8 @@ class Services:
 
 
 def build_gateway(settings: Settings, *, api_url: str | None = None) -> PaymentGateway:
-    assert settings.razorpay_key_id and settings.razorpay_key_secret
+    assert settings.razorpay_key_id
+    assert settings.razorpay_key_secret
     return RazorpayGateway(
         key_id=settings.razorpay_key_id,
         key_secret=settings.razorpay_key_secret,

@@ -53,7 +53,8 @@ class Runtime:
             return None
         from joycart.integrations.razorpay_sim import RazorpaySimulator
 
-        assert self.settings.razorpay_key_secret and self.settings.razorpay_webhook_secret
+        assert self.settings.razorpay_key_secret
+        assert self.settings.razorpay_webhook_secret
         sim = RazorpaySimulator(
             key_id=self.settings.razorpay_key_id or "",
             key_secret=self.settings.razorpay_key_secret,
@@ -89,7 +90,9 @@ async def _serve(host: str, port: int, with_worker: bool) -> None:
 
     settings = _settings()
     runtime = Runtime(settings)
-    public = settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    public = (
+        settings.public_url or f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    )
     try:
         services = await _services(runtime, public)
     except BaseException:
@@ -128,7 +131,9 @@ async def _worker() -> None:
 
     settings = _settings()
     if settings.uses_simulated_gateway and not settings.database_url:
-        print("joycart worker: run it beside `joycart serve`, which already runs one", file=sys.stderr)
+        print(
+            "joycart worker: run it beside `joycart serve`, which already runs one", file=sys.stderr
+        )
     runtime = Runtime(settings)
     try:
         url = await runtime.database_url()
@@ -203,12 +208,17 @@ async def _reconcile(apply: bool, refund_age_minutes: int | None) -> int:
         runtime.stop()
     print("\n".join(report.lines()))
     if not apply and (report.unrecorded_captures or report.stale_refunds):
-        print("report only: run again with --apply to feed Razorpay's answers through the webhook path")
+        print(
+            "report only: run again with --apply to feed Razorpay's answers "
+            "through the webhook path"
+        )
     return 1 if report.errors else 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     parser = argparse.ArgumentParser(prog="joycart", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="migrate, then serve the API with the worker in-process")

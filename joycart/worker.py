@@ -7,6 +7,7 @@ through PostgreSQL (jobs claimed with FOR UPDATE SKIP LOCKED, calls under adviso
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -89,8 +90,6 @@ async def run_forever(services: Services, stop: asyncio.Event) -> None:
             busy = 0
         if busy:
             continue
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
-        except TimeoutError:
-            pass
     log.info("worker stopped")

@@ -7,6 +7,7 @@ Each test starts from empty tables (TRUNCATE after every test) and fresh fakes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import tempfile
@@ -63,7 +64,7 @@ async def _admin(url: str) -> asyncpg.Connection:
     return await asyncpg.connect(
         user=u.username or "postgres",
         password=u.password,
-        host=u.query.get("host") or u.host,  # type: ignore[arg-type]
+        host=u.query.get("host") or u.host,
         port=u.port,
         database=u.database or "postgres",
     )
@@ -137,9 +138,9 @@ async def server(services: Services, razorpay: RazorpaySimulator) -> AsyncIterat
         create_app(services), log_level="warning", lifespan="off", access_log=False
     )
     srv = uvicorn.Server(config)
-    srv.capture_signals = _no_signals  # type: ignore[method-assign]
+    srv.capture_signals = _no_signals  # type: ignore[method-assign,assignment]
     task = asyncio.create_task(srv.serve(sockets=[sock]))
-    while not srv.started:
+    while not srv.started:  # noqa: ASYNC110 - uvicorn exposes no event for "started"
         await asyncio.sleep(0.01)
     url = f"http://127.0.0.1:{port}"
     razorpay.webhook_url = f"{url}/webhooks/razorpay"
@@ -149,9 +150,7 @@ async def server(services: Services, razorpay: RazorpaySimulator) -> AsyncIterat
     sock.close()
 
 
-def _no_signals() -> object:
-    import contextlib
-
+def _no_signals() -> contextlib.nullcontext[None]:
     return contextlib.nullcontext()
 
 

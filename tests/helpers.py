@@ -46,11 +46,20 @@ class Api:
         data = await self.gql(
             """mutation($input: RegisterInput!) { register(input: $input) {
                 accessToken refreshToken user { id } errors { code message field } } }""",
-            {"input": {"email": email, "password": "correct horse battery", "name": "T", "role": role}},
+            {
+                "input": {
+                    "email": email,
+                    "password": "correct horse battery",
+                    "name": "T",
+                    "role": role,
+                }
+            },
         )
         payload = data["register"]
         assert payload["errors"] == [], payload
-        return Account(payload["user"]["id"], email, payload["accessToken"], payload["refreshToken"])
+        return Account(
+            payload["user"]["id"], email, payload["accessToken"], payload["refreshToken"]
+        )
 
     async def create_product(
         self, seller: Account, *, price: int = 10_000, stock: int = 10, name: str = "Chai"
@@ -65,7 +74,9 @@ class Api:
         product_id: str = data["createProduct"]["product"]["id"]
         return product_id
 
-    async def add_to_cart(self, buyer: Account, product_id: str, quantity: int = 1) -> dict[str, Any]:
+    async def add_to_cart(
+        self, buyer: Account, product_id: str, quantity: int = 1
+    ) -> dict[str, Any]:
         data = await self.gql(
             """mutation($p: ID!, $q: Int!) { addToCart(productId: $p, quantity: $q) {
                 cart { total { amount } } errors { code message field } } }""",
@@ -76,9 +87,7 @@ class Api:
         return result
 
     async def checkout(self, buyer: Account, key: str | None = None) -> dict[str, Any]:
-        data = await self.gql(
-            CHECKOUT, {"key": key or f"key-{uuid.uuid4().hex}"}, buyer.token
-        )
+        data = await self.gql(CHECKOUT, {"key": key or f"key-{uuid.uuid4().hex}"}, buyer.token)
         result: dict[str, Any] = data["checkout"]
         return result
 
@@ -106,8 +115,7 @@ async def assert_invariants(engine: AsyncEngine) -> None:
         double = (
             await conn.execute(
                 text(
-                    "SELECT buyer_id, idempotency_key FROM orders "
-                    "GROUP BY 1, 2 HAVING count(*) > 1"
+                    "SELECT buyer_id, idempotency_key FROM orders GROUP BY 1, 2 HAVING count(*) > 1"
                 )
             )
         ).all()
@@ -145,14 +153,21 @@ async def assert_invariants(engine: AsyncEngine) -> None:
                 )
             )
         ).all()
-        assert unmatched == [], f"cancelled units without exactly one refund at their price: {unmatched}"
+        assert unmatched == [], (
+            f"cancelled units without exactly one refund at their price: {unmatched}"
+        )
 
 
 _PRECOMPUTED_HASH: str | None = None
 
 
 async def bulk_buyers(
-    engine: AsyncEngine, n: int, *, jwt_secret: str, product_id: str | None = None, quantity: int = 1
+    engine: AsyncEngine,
+    n: int,
+    *,
+    jwt_secret: str,
+    product_id: str | None = None,
+    quantity: int = 1,
 ) -> list[Account]:
     """Many buyers at once, written in SQL (registration is tested on its own), with tokens and,
     optionally, one cart line each: race tests spend their time on the race, not on set-up."""

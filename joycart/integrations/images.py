@@ -36,8 +36,9 @@ def sniff_image_type(data: bytes) -> str | None:
 class ImageStore(Protocol):
     kind: str
 
-    async def put(self, *, folder: str, name: str, data: bytes, content_type: str) -> StoredImage:
-        ...
+    async def put(
+        self, *, folder: str, name: str, data: bytes, content_type: str
+    ) -> StoredImage: ...
 
     async def delete(self, key: str) -> None: ...
 

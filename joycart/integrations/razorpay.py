@@ -20,7 +20,8 @@ from typing import Any, Protocol
 
 import razorpay
 import requests
-from razorpay.errors import BadRequestError, GatewayError as SdkGatewayError, ServerError
+from razorpay.errors import BadRequestError, ServerError
+from razorpay.errors import GatewayError as SdkGatewayError
 
 log = logging.getLogger("joycart.razorpay")
 

@@ -47,7 +47,9 @@ class Product(Base):
             # The operator class as an option, not in the expression: autogenerate can compare it.
             postgresql_ops={"name_lower": "gin_trgm_ops"},
         ),
-        Index("ix_products_listing", "created_at", "id", postgresql_where=text("deleted_at IS NULL")),
+        Index(
+            "ix_products_listing", "created_at", "id", postgresql_where=text("deleted_at IS NULL")
+        ),
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

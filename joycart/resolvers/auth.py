@@ -11,7 +11,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart import security, validation
-from joycart.errors import EmailTaken, InvalidCredentials, InvalidInput, RateLimited, Unauthenticated
+from joycart.errors import (
+    EmailTaken,
+    InvalidCredentials,
+    InvalidInput,
+    RateLimited,
+    Unauthenticated,
+)
 from joycart.models import RateLimitHit, RefreshToken, Role, User
 
 MIN_PASSWORD = 8
@@ -81,9 +87,7 @@ async def register(
     return await _issue(session, user=user, jwt_secret=jwt_secret)
 
 
-async def login(
-    session: AsyncSession, *, email: str, password: str, jwt_secret: str
-) -> AuthResult:
+async def login(session: AsyncSession, *, email: str, password: str, jwt_secret: str) -> AuthResult:
     """Same answer, in about the same time, for a wrong password and an unknown email."""
     if len(password) > MAX_PASSWORD:
         raise InvalidCredentials("Email or password is incorrect.")

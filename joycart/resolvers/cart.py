@@ -56,13 +56,11 @@ def _quantity(quantity: int, *, low: int) -> int:
 
 async def _set_line(session: AsyncSession, buyer: User, product: Product, quantity: int) -> None:
     if quantity > product.stock:
-        raise OutOfStock(
-            f"Only {product.stock} of {product.name!r} in stock.", field="quantity"
-        )
+        raise OutOfStock(f"Only {product.stock} of {product.name!r} in stock.", field="quantity")
     lines = await session.scalar(
-        select(func.count()).select_from(CartItem).where(
-            CartItem.user_id == buyer.id, CartItem.product_id != product.id
-        )
+        select(func.count())
+        .select_from(CartItem)
+        .where(CartItem.user_id == buyer.id, CartItem.product_id != product.id)
     )
     if (lines or 0) >= MAX_CART_LINES:
         raise InvalidInput(f"A cart holds at most {MAX_CART_LINES} products.", field="productId")

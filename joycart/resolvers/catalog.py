@@ -34,7 +34,9 @@ def _require_seller(actor: User) -> None:
 
 
 def _price(value: int) -> int:
-    return validation.int_range(value, field="price", low=MIN_PRICE, high=MAX_PRICE, label="Price (paise)")
+    return validation.int_range(
+        value, field="price", low=MIN_PRICE, high=MAX_PRICE, label="Price (paise)"
+    )
 
 
 async def own_product(
@@ -64,7 +66,11 @@ async def create_product(
         seller_id=seller.id,
         name=validation.text(name, field="name", min_len=1, max_len=MAX_NAME, label="Name"),
         description=validation.text(
-            description, field="description", min_len=0, max_len=MAX_DESCRIPTION, label="Description"
+            description,
+            field="description",
+            min_len=0,
+            max_len=MAX_DESCRIPTION,
+            label="Description",
         ),
         price=_price(price),
         currency="INR",
@@ -97,10 +103,16 @@ async def update_product(
         raise InvalidInput("Give at least one of name, description or price.", field="input")
     product = await own_product(session, seller=seller, product_id=product_id, lock=True)
     if name is not None:
-        product.name = validation.text(name, field="name", min_len=1, max_len=MAX_NAME, label="Name")
+        product.name = validation.text(
+            name, field="name", min_len=1, max_len=MAX_NAME, label="Name"
+        )
     if description is not None:
         product.description = validation.text(
-            description, field="description", min_len=0, max_len=MAX_DESCRIPTION, label="Description"
+            description,
+            field="description",
+            min_len=0,
+            max_len=MAX_DESCRIPTION,
+            label="Description",
         )
     if price is not None:
         product.price = _price(price)
@@ -156,9 +168,7 @@ async def adjust_stock(
     if new_stock is None:
         current = await session.scalar(select(Product.stock).where(Product.id == product.id))
         if delta < 0:
-            raise InvalidInput(
-                f"Only {current} in stock: cannot remove {-delta}.", field="delta"
-            )
+            raise InvalidInput(f"Only {current} in stock: cannot remove {-delta}.", field="delta")
         raise InvalidInput(f"Stock cannot exceed {MAX_STOCK}.", field="delta")
     session.add(
         StockMovement(

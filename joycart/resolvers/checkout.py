@@ -66,7 +66,10 @@ def _fingerprint(lines: list[tuple[uuid.UUID, int]]) -> str:
 
 async def _current_payment(session: AsyncSession, order_id: uuid.UUID) -> Payment:
     return await session.scalar(
-        select(Payment).where(Payment.order_id == order_id).order_by(Payment.sequence.desc()).limit(1)
+        select(Payment)
+        .where(Payment.order_id == order_id)
+        .order_by(Payment.sequence.desc())
+        .limit(1)
     )  # type: ignore[return-value]
 
 
@@ -191,5 +194,3 @@ async def checkout(
         except GatewayUnavailable as exc:
             error = exc
     return CheckoutResult(order=placed.order, payment=payment, gateway_error=error)
-
-

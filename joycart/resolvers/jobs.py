@@ -88,7 +88,8 @@ async def complete(session: AsyncSession, job_id: int) -> None:
 
 
 def backoff(attempts: int) -> timedelta:
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+    delay: timedelta = FIRST_RETRY * (2 ** max(attempts - 1, 0))
+    return min(delay, MAX_BACKOFF)
 
 
 async def retry_later(session: AsyncSession, job: ClaimedJob, error: str) -> None:

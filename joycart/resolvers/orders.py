@@ -54,7 +54,9 @@ async def visible_order(session: AsyncSession, *, viewer: User, order_id: str) -
     if order.buyer_id == viewer.id:
         return order
     sells = await session.scalar(
-        select(OrderItem.id).where(OrderItem.order_id == oid, OrderItem.seller_id == viewer.id).limit(1)
+        select(OrderItem.id)
+        .where(OrderItem.order_id == oid, OrderItem.seller_id == viewer.id)
+        .limit(1)
     )
     return order if sells is not None else None
 
@@ -93,7 +95,9 @@ async def cancel_item(
     if found is None:
         raise NotFound("No order item with that ID.", field="orderItemId")
     # Lock order, then item: concurrent cancels of one item queue here and see each other's work.
-    order = await session.get_one(Order, found.order_id, with_for_update=True, populate_existing=True)
+    order = await session.get_one(
+        Order, found.order_id, with_for_update=True, populate_existing=True
+    )
     item = await session.get_one(OrderItem, iid, with_for_update=True, populate_existing=True)
     if actor.id not in (order.buyer_id, item.seller_id):
         raise NotFound("No order item with that ID.", field="orderItemId")
@@ -112,15 +116,22 @@ async def cancel_item(
         )
     item.cancelled_quantity += units
     item.status = (
-        OrderItemStatus.CANCELLED if item.active_quantity == 0 else OrderItemStatus.PARTIALLY_CANCELLED
+        OrderItemStatus.CANCELLED
+        if item.active_quantity == 0
+        else OrderItemStatus.PARTIALLY_CANCELLED
     )
     if item.product_id is not None:
         await _restock(session, item, units)
         _return_stock(session, item, units, StockReason.CANCELLATION, actor)
     role = "buyer" if actor.id == order.buyer_id else "seller"
     events.record(
-        session, order, "ITEM_CANCELLED", actor=f"{role}:{actor.id}",
-        order_item_id=str(item.id), units=units, reason=reason,
+        session,
+        order,
+        "ITEM_CANCELLED",
+        actor=f"{role}:{actor.id}",
+        order_item_id=str(item.id),
+        units=units,
+        reason=reason,
     )
     await session.flush()
     items = (await session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))).all()
@@ -135,14 +146,24 @@ async def cancel_item(
         )
         assert capture is not None, "a paid order has its owed capture"
         refund = payments.create_refund(
-            session, order=order, capture=capture, amount=item.unit_price * units,
-            reason=RefundReason.CANCELLATION, order_item_id=item.id, quantity=units, note=reason,
+            session,
+            order=order,
+            capture=capture,
+            amount=item.unit_price * units,
+            reason=RefundReason.CANCELLATION,
+            order_item_id=item.id,
+            quantity=units,
+            note=reason,
         )
         await payments.owe_refund_call(session, refund)
         events.record(
-            session, order, "REFUND_INITIATED", actor=f"{role}:{actor.id}",
+            session,
+            order,
+            "REFUND_INITIATED",
+            actor=f"{role}:{actor.id}",
             to_status=OrderStatus.CANCELLED if all_cancelled else OrderStatus.PARTIALLY_CANCELLED,
-            refund_id=str(refund.id), amount=refund.amount,
+            refund_id=str(refund.id),
+            amount=refund.amount,
         )
     else:
         new_payment = await _renew_session(session, order, items, all_cancelled, actor)
@@ -156,7 +177,9 @@ async def retry_refund(session: AsyncSession, *, actor: User, refund_id: str) ->
     failed = await session.get(Refund, rid)
     if failed is None:
         raise NotFound("No refund with that ID.", field="refundId")
-    order = await session.get_one(Order, failed.order_id, with_for_update=True, populate_existing=True)
+    order = await session.get_one(
+        Order, failed.order_id, with_for_update=True, populate_existing=True
+    )
     failed = await session.get_one(Refund, rid, with_for_update=True, populate_existing=True)
     allowed = {order.buyer_id}
     if failed.order_item_id is not None:
@@ -165,19 +188,32 @@ async def retry_refund(session: AsyncSession, *, actor: User, refund_id: str) ->
     if actor.id not in allowed:
         raise NotFound("No refund with that ID.", field="refundId")
     if failed.status is not RefundStatus.FAILED:
-        raise InvalidState(f"Only a failed refund can be asked again; this one is {failed.status.value}.")
+        raise InvalidState(
+            f"Only a failed refund can be asked again; this one is {failed.status.value}."
+        )
     if await session.scalar(select(Refund.id).where(Refund.retry_of_id == failed.id)):
         raise InvalidState("This refund was already asked again.")
     capture = await session.get_one(Capture, failed.capture_id)
     refund = payments.create_refund(
-        session, order=order, capture=capture, amount=failed.amount, reason=failed.reason,
-        order_item_id=failed.order_item_id, quantity=failed.quantity, note=failed.note,
+        session,
+        order=order,
+        capture=capture,
+        amount=failed.amount,
+        reason=failed.reason,
+        order_item_id=failed.order_item_id,
+        quantity=failed.quantity,
+        note=failed.note,
     )
     refund.retry_of_id = failed.id
     await payments.owe_refund_call(session, refund)
     events.record(
-        session, order, "REFUND_RETRIED", actor=f"user:{actor.id}",
-        refund_id=str(refund.id), failed_refund_id=str(failed.id), amount=refund.amount,
+        session,
+        order,
+        "REFUND_RETRIED",
+        actor=f"user:{actor.id}",
+        refund_id=str(refund.id),
+        failed_refund_id=str(failed.id),
+        amount=refund.amount,
     )
     return refund
 
@@ -202,7 +238,10 @@ async def _renew_session(
     await session.refresh(current)
     if all_cancelled:
         events.record(
-            session, order, "ORDER_CANCELLED", actor=f"user:{actor.id}",
+            session,
+            order,
+            "ORDER_CANCELLED",
+            actor=f"user:{actor.id}",
             to_status=OrderStatus.CANCELLED,
         )
         return None
@@ -211,8 +250,12 @@ async def _renew_session(
         session, order=order, sequence=current.sequence + 1, amount=owed
     )
     events.record(
-        session, order, "PAYMENT_SESSION_RENEWED", actor=f"user:{actor.id}",
-        amount=owed, payment_id=str(payment.id),
+        session,
+        order,
+        "PAYMENT_SESSION_RENEWED",
+        actor=f"user:{actor.id}",
+        amount=owed,
+        payment_id=str(payment.id),
     )
     return payment
 
@@ -222,14 +265,18 @@ async def expire_due_orders(session: AsyncSession, *, limit: int = 50) -> int:
     due = (
         await session.scalars(
             select(Order)
-            .where(Order.status == OrderStatus.PENDING_PAYMENT, Order.expires_at < datetime.now(UTC))
+            .where(
+                Order.status == OrderStatus.PENDING_PAYMENT, Order.expires_at < datetime.now(UTC)
+            )
             .order_by(Order.expires_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
     ).all()
     for order in due:
-        items = (await session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))).all()
+        items = (
+            await session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))
+        ).all()
         for item in items:
             if item.active_quantity and item.product_id is not None:
                 await _restock(session, item, item.active_quantity)
@@ -239,6 +286,8 @@ async def expire_due_orders(session: AsyncSession, *, limit: int = 50) -> int:
             .where(Payment.order_id == order.id, Payment.status.in_(payments.OPEN_SESSION_STATES))
             .values(status=PaymentStatus.CANCELLED)
         )
-        events.record(session, order, "ORDER_EXPIRED", actor="worker", to_status=OrderStatus.EXPIRED)
+        events.record(
+            session, order, "ORDER_EXPIRED", actor="worker", to_status=OrderStatus.EXPIRED
+        )
     await session.flush()
     return len(due)

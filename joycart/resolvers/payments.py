@@ -45,7 +45,9 @@ def receipt_for(order: Order, sequence: int) -> str:
     return str(order.id) if sequence == 1 else f"{order.id}/{sequence}"
 
 
-async def new_session(session: AsyncSession, *, order: Order, sequence: int, amount: int) -> Payment:
+async def new_session(
+    session: AsyncSession, *, order: Order, sequence: int, amount: int
+) -> Payment:
     """A payment session for what the order owes now, and the job that owes its Razorpay order."""
     payment = Payment(
         id=uuid.uuid4(),
@@ -179,7 +181,10 @@ async def submit_refund(
                 payment_id=capture.gateway_payment_id,
                 amount=refund.amount,
                 receipt=refund.id.hex[:40],
-                notes={"joycart_refund_id": str(refund.id), "joycart_order_id": str(refund.order_id)},
+                notes={
+                    "joycart_refund_id": str(refund.id),
+                    "joycart_order_id": str(refund.order_id),
+                },
                 idempotency_key=refund.idempotency_key,
             )
         except rzp.GatewayRejected as exc:
@@ -192,8 +197,12 @@ async def submit_refund(
                     row.failure_reason = f"Razorpay refused the refund: {exc}"[:500]
                     row.settled_at = datetime.now(UTC)
                     events.record(
-                        session, order, "REFUND_FAILED", actor="system",
-                        refund_id=str(row.id), reason=row.failure_reason,
+                        session,
+                        order,
+                        "REFUND_FAILED",
+                        actor="system",
+                        refund_id=str(row.id),
+                        reason=row.failure_reason,
                     )
                 return row
         except rzp.GatewayUnavailable as exc:
@@ -201,7 +210,9 @@ async def submit_refund(
                 row = await session.get_one(Refund, refund_id)
                 row.failure_reason = None
                 log.warning("refund %s not submitted yet: %s", refund_id, exc)
-            raise GatewayUnavailable("Razorpay could not be reached; the refund will be retried.") from exc
+            raise GatewayUnavailable(
+                "Razorpay could not be reached; the refund will be retried."
+            ) from exc
         async with sessions() as session, session.begin():
             order = await session.get_one(Order, refund.order_id, with_for_update=True)
             row = await session.get_one(Refund, refund_id, with_for_update=True)
@@ -209,8 +220,13 @@ async def submit_refund(
             if row.gateway_refund_id is None:
                 row.gateway_refund_id = answer.id
                 events.record(
-                    session, order, "REFUND_SUBMITTED", actor="system",
-                    refund_id=str(row.id), gateway_refund_id=answer.id, amount=row.amount,
+                    session,
+                    order,
+                    "REFUND_SUBMITTED",
+                    actor="system",
+                    refund_id=str(row.id),
+                    gateway_refund_id=answer.id,
+                    amount=row.amount,
                 )
             return row
 
@@ -226,7 +242,9 @@ def _entity(payload: dict[str, Any], name: str) -> dict[str, Any] | None:
     return entity if isinstance(entity, dict) else None
 
 
-async def apply_event(session: AsyncSession, *, event_type: str, payload: dict[str, Any], event_id: int) -> str:
+async def apply_event(
+    session: AsyncSession, *, event_type: str, payload: dict[str, Any], event_id: int
+) -> str:
     """Apply one verified webhook under row locks; returns what it did, for the inbox row."""
     if event_type in ("payment.captured", "order.paid"):
         payment = _entity(payload, "payment")
@@ -267,11 +285,15 @@ async def _lock_session(
 async def _apply_capture(session: AsyncSession, entity: dict[str, Any], event_id: int) -> str:
     locked = await _lock_session(session, entity.get("order_id"))
     if locked is None:
-        log.warning("capture %s for an unknown Razorpay order %s", entity.get("id"), entity.get("order_id"))
+        log.warning(
+            "capture %s for an unknown Razorpay order %s", entity.get("id"), entity.get("order_id")
+        )
         return "unknown razorpay order"
     order, payment = locked
     gateway_payment_id = str(entity.get("id"))
-    if await session.scalar(select(Capture.id).where(Capture.gateway_payment_id == gateway_payment_id)):
+    if await session.scalar(
+        select(Capture.id).where(Capture.gateway_payment_id == gateway_payment_id)
+    ):
         return "duplicate capture"
     amount, currency = entity.get("amount"), entity.get("currency")
     why_not: str | None = None
@@ -302,28 +324,50 @@ async def _apply_capture(session: AsyncSession, entity: dict[str, Any], event_id
             .values(paid_quantity=OrderItem.quantity - OrderItem.cancelled_quantity)
         )
         events.record(
-            session, order, "PAYMENT_CAPTURED", actor=actor, to_status=OrderStatus.PAID,
-            webhook_event_id=event_id, razorpay_payment_id=gateway_payment_id, amount=amount,
+            session,
+            order,
+            "PAYMENT_CAPTURED",
+            actor=actor,
+            to_status=OrderStatus.PAID,
+            webhook_event_id=event_id,
+            razorpay_payment_id=gateway_payment_id,
+            amount=amount,
         )
         return "paid"
     events.record(
-        session, order, "CAPTURE_NOT_OWED", actor=actor, webhook_event_id=event_id,
-        razorpay_payment_id=gateway_payment_id, reason=why_not,
+        session,
+        order,
+        "CAPTURE_NOT_OWED",
+        actor=actor,
+        webhook_event_id=event_id,
+        razorpay_payment_id=gateway_payment_id,
+        reason=why_not,
     )
     if capture.amount >= 100:
         refund = create_refund(
-            session, order=order, capture=capture, amount=capture.amount,
-            reason=RefundReason.UNOWED_CAPTURE, note=why_not,
+            session,
+            order=order,
+            capture=capture,
+            amount=capture.amount,
+            reason=RefundReason.UNOWED_CAPTURE,
+            note=why_not,
         )
         await owe_refund_call(session, refund)
         events.record(
-            session, order, "AUTOMATIC_REFUND_INITIATED", actor=actor, webhook_event_id=event_id,
-            refund_id=str(refund.id), amount=refund.amount,
+            session,
+            order,
+            "AUTOMATIC_REFUND_INITIATED",
+            actor=actor,
+            webhook_event_id=event_id,
+            refund_id=str(refund.id),
+            amount=refund.amount,
         )
     return f"not owed ({why_not}); refunded automatically"
 
 
-async def _apply_payment_failed(session: AsyncSession, entity: dict[str, Any], event_id: int) -> str:
+async def _apply_payment_failed(
+    session: AsyncSession, entity: dict[str, Any], event_id: int
+) -> str:
     locked = await _lock_session(session, entity.get("order_id"))
     if locked is None:
         return "unknown razorpay order"
@@ -331,8 +375,12 @@ async def _apply_payment_failed(session: AsyncSession, entity: dict[str, Any], e
     if payment.status is PaymentStatus.CREATED:
         payment.status = PaymentStatus.FAILED
     events.record(
-        session, order, "PAYMENT_ATTEMPT_FAILED", actor=f"webhook:{event_id}",
-        webhook_event_id=event_id, razorpay_payment_id=entity.get("id"),
+        session,
+        order,
+        "PAYMENT_ATTEMPT_FAILED",
+        actor=f"webhook:{event_id}",
+        webhook_event_id=event_id,
+        razorpay_payment_id=entity.get("id"),
         reason=entity.get("error_description"),
     )
     return f"attempt failed; session {payment.status.value}"
@@ -344,7 +392,9 @@ async def _apply_refund(session: AsyncSession, entity: dict[str, Any], event_id:
     ours = notes.get("joycart_refund_id") if isinstance(notes, dict) else None
     refund: Refund | None = None
     if isinstance(gateway_refund_id, str):
-        refund = await session.scalar(select(Refund).where(Refund.gateway_refund_id == gateway_refund_id))
+        refund = await session.scalar(
+            select(Refund).where(Refund.gateway_refund_id == gateway_refund_id)
+        )
     if refund is None and isinstance(ours, str):
         try:
             refund = await session.get(Refund, uuid.UUID(ours))
@@ -352,7 +402,9 @@ async def _apply_refund(session: AsyncSession, entity: dict[str, Any], event_id:
             refund = None
     if refund is None:
         return "unknown refund"
-    order = await session.get_one(Order, refund.order_id, with_for_update=True, populate_existing=True)
+    order = await session.get_one(
+        Order, refund.order_id, with_for_update=True, populate_existing=True
+    )
     refund = await session.get_one(Refund, refund.id, with_for_update=True, populate_existing=True)
     if refund.gateway_refund_id is None and isinstance(gateway_refund_id, str):
         refund.gateway_refund_id = gateway_refund_id
@@ -366,8 +418,13 @@ async def _apply_refund(session: AsyncSession, entity: dict[str, Any], event_id:
         refund.status = RefundStatus.REFUNDED
         refund.settled_at = datetime.now(UTC)
         events.record(
-            session, order, "REFUND_PROCESSED", actor=actor, webhook_event_id=event_id,
-            refund_id=str(refund.id), amount=refund.amount,
+            session,
+            order,
+            "REFUND_PROCESSED",
+            actor=actor,
+            webhook_event_id=event_id,
+            refund_id=str(refund.id),
+            amount=refund.amount,
         )
         return "refunded"
     if status == "failed":
@@ -375,8 +432,13 @@ async def _apply_refund(session: AsyncSession, entity: dict[str, Any], event_id:
         refund.failure_reason = "Razorpay reported the refund failed"
         refund.settled_at = datetime.now(UTC)
         events.record(
-            session, order, "REFUND_FAILED", actor=actor, webhook_event_id=event_id,
-            refund_id=str(refund.id), amount=refund.amount,
+            session,
+            order,
+            "REFUND_FAILED",
+            actor=actor,
+            webhook_event_id=event_id,
+            refund_id=str(refund.id),
+            amount=refund.amount,
         )
         return "refund failed"
     return f"refund still {status}"

@@ -54,7 +54,9 @@ class Report:
 async def _apply(sessions: Sessions, event_type: str, payload: dict[str, Any]) -> str:
     envelope = {"entity": "event", "event": event_type, "payload": payload, "source": "reconcile"}
     body = orjson.dumps(envelope, option=orjson.OPT_SORT_KEYS)
-    row_id, _ = await record_event(sessions, body, envelope, f"reconcile-{hashlib.sha256(body).hexdigest()[:12]}")
+    row_id, _ = await record_event(
+        sessions, body, envelope, f"reconcile-{hashlib.sha256(body).hexdigest()[:12]}"
+    )
     return await apply_recorded(sessions, row_id)
 
 
@@ -80,7 +82,9 @@ async def reconcile(
                 )
             )
         ).all()
-        capture_payment = {c.id: c.gateway_payment_id for c in (await session.scalars(select(Capture))).all()}
+        capture_payment = {
+            c.id: c.gateway_payment_id for c in (await session.scalars(select(Capture))).all()
+        }
     for payment in open_sessions:
         assert payment.razorpay_order_id is not None
         try:
@@ -96,9 +100,16 @@ async def reconcile(
                 f"(our order {payment.order_id})"
             )
             if apply:
-                entity = {"id": gp.id, "order_id": gp.order_id, "amount": gp.amount,
-                          "currency": gp.currency, "status": gp.status}
-                outcome = await _apply(sessions, "payment.captured", {"payment": {"entity": entity}})
+                entity = {
+                    "id": gp.id,
+                    "order_id": gp.order_id,
+                    "amount": gp.amount,
+                    "currency": gp.currency,
+                    "status": gp.status,
+                }
+                outcome = await _apply(
+                    sessions, "payment.captured", {"payment": {"entity": entity}}
+                )
                 report.applied.append(f"{gp.id}: {outcome}")
     for capture in mismatched:
         report.mismatches.append(
@@ -107,18 +118,31 @@ async def reconcile(
     for refund in stale:
         try:
             if refund.gateway_refund_id:
-                answer: rzp.GatewayRefund | None = await gateway.fetch_refund(refund.gateway_refund_id)
+                answer: rzp.GatewayRefund | None = await gateway.fetch_refund(
+                    refund.gateway_refund_id
+                )
             else:
                 listed = await gateway.list_refunds(capture_payment[refund.capture_id])
-                answer = next((r for r in listed if r.notes.get("joycart_refund_id") == str(refund.id)), None)
+                answer = next(
+                    (r for r in listed if r.notes.get("joycart_refund_id") == str(refund.id)), None
+                )
         except rzp.GatewayError as exc:
             report.errors.append(f"refund {refund.id}: {exc}")
             continue
         state = answer.status if answer else "not found at Razorpay (the worker will submit it)"
-        report.stale_refunds.append(f"{refund.id} {refund.amount} since {refund.created_at:%Y-%m-%d %H:%M}: {state}")
+        report.stale_refunds.append(
+            f"{refund.id} {refund.amount} since {refund.created_at:%Y-%m-%d %H:%M}: {state}"
+        )
         if apply and answer is not None and answer.status in ("processed", "failed"):
-            entity = {"id": answer.id, "payment_id": answer.payment_id, "amount": answer.amount,
-                      "status": answer.status, "notes": answer.notes}
-            outcome = await _apply(sessions, f"refund.{answer.status}", {"refund": {"entity": entity}})
+            refund_entity: dict[str, object] = {
+                "id": answer.id,
+                "payment_id": answer.payment_id,
+                "amount": answer.amount,
+                "status": answer.status,
+                "notes": answer.notes,
+            }
+            outcome = await _apply(
+                sessions, f"refund.{answer.status}", {"refund": {"entity": refund_entity}}
+            )
             report.applied.append(f"{refund.id}: {outcome}")
     return report

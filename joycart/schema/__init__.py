@@ -21,10 +21,10 @@ from strawberry.tools import merge_types
 
 from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
+from joycart.schema.errors import MaskInternalErrors
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
 from joycart.schema.shopping import ShoppingMutation, ShoppingQuery
-from joycart.schema.errors import MaskInternalErrors
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import strawberry
 
+from joycart.models import Role
 from joycart.resolvers import auth
 from joycart.schema.errors import UserError, user_errors
-from joycart.schema.types import JCInfo, Role, User
+from joycart.schema.types import JCInfo, User
 
 MAX_LOGINS_PER_WINDOW = 10
 MAX_REGISTRATIONS_PER_WINDOW = 20
@@ -17,7 +18,7 @@ class RegisterInput:
     email: str
     password: str
     name: str
-    role: Role = Role.USER  # type: ignore[assignment]
+    role: Role = Role.USER
 
 
 @strawberry.input

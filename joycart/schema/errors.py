@@ -20,12 +20,14 @@ from joycart import errors
 
 log = logging.getLogger("joycart.graphql")
 
-ErrorCode = strawberry.enum(errors.ErrorCode, description="Why a mutation was refused.")
+strawberry.enum(errors.ErrorCode, description="Why a mutation was refused.")
 
 
-@strawberry.type(description="Something the caller can fix or should know; `field` names the input.")
+@strawberry.type(
+    description="Something the caller can fix or should know; `field` names the input."
+)
 class UserError:
-    code: ErrorCode
+    code: errors.ErrorCode
     message: str
     field: str | None = None
 
@@ -43,10 +45,14 @@ _MAX_ATTEMPTS = 3
 
 def _sqlstate(exc: DBAPIError) -> str | None:
     orig = exc.orig
-    return getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+    return getattr(orig, "sqlstate", None) or getattr(
+        getattr(orig, "__cause__", None), "sqlstate", None
+    )
 
 
-def user_errors(payload: Callable[..., T]) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+def user_errors(
+    payload: Callable[..., T],
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
     """Run a mutation; a `JoyCartError` becomes `payload(errors=[...])`, races are retried."""
 
     def decorate(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
@@ -63,7 +69,9 @@ def user_errors(payload: Callable[..., T]) -> Callable[[Callable[P, Awaitable[T]
                         log.info("retrying %s after sqlstate %s", fn.__name__, state)
                         continue
                     if state in _RETRYABLE_SQLSTATES or state == "55P03":  # lock timeout
-                        conflict = errors.Conflict("A concurrent change got there first; try again.")
+                        conflict = errors.Conflict(
+                            "A concurrent change got there first; try again."
+                        )
                         return payload(errors=[UserError.of(conflict)])
                     raise
             raise AssertionError("unreachable")

@@ -32,7 +32,6 @@ class CancelItemPayload:
     errors: list[UserError] = strawberry.field(default_factory=list)
 
 
-
 @strawberry.type
 class RefundPayload:
     refund: Refund | None = None
@@ -58,11 +57,15 @@ class OrdersQuery:
             rows = list(
                 (
                     await session.scalars(
-                        stmt.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(size + 1)
+                        stmt.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(
+                            size + 1
+                        )
                     )
                 ).all()
             )
-        edges = [Edge(cursor=encode_cursor(r.created_at, r.id), node=Order.of(r)) for r in rows[:size]]
+        edges = [
+            Edge(cursor=encode_cursor(r.created_at, r.id), node=Order.of(r)) for r in rows[:size]
+        ]
         return Connection(
             edges=edges,
             page_info=PageInfo(
@@ -106,7 +109,8 @@ class OrdersQuery:
                 ).all()
             )
         edges = [
-            Edge(cursor=encode_cursor(r.created_at, r.id), node=OrderItem.of(r)) for r in rows[:size]
+            Edge(cursor=encode_cursor(r.created_at, r.id), node=OrderItem.of(r))
+            for r in rows[:size]
         ]
         return Connection(
             edges=edges,

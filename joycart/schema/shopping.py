@@ -90,11 +90,7 @@ class ShoppingMutation:
             gateway=ctx.services.gateway,
             payment_window=timedelta(minutes=ctx.services.settings.payment_window_minutes),
         )
-        ctx.loaders.payment_by_order.prime(
-            result.order.id, result.payment
-        )
+        ctx.loaders.payment_by_order.prime(result.order.id, result.payment)
         order = Order.of(result.order)
         errors = [UserError.of(result.gateway_error)] if result.gateway_error else []
         return CheckoutPayload(order=order, errors=errors)
-
-

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import datetime
 from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
+from strawberry.types.nodes import SelectedField, Selection
 
 from joycart import models
-from joycart.models.orders import OrderItemStatus as OrderItemStatusEnum
-from joycart.models.orders import OrderStatus as OrderStatusEnum
-from joycart.models.payments import PaymentStatus as PaymentStatusEnum
-from joycart.models.payments import RefundReason as RefundReasonEnum
-from joycart.models.payments import RefundStatus as RefundStatusEnum
-from joycart.models.users import Role as RoleEnum
+from joycart.models.orders import OrderItemStatus, OrderStatus
+from joycart.models.payments import PaymentStatus, RefundReason, RefundStatus
+from joycart.models.users import Role
 from joycart.schema.context import Context
 
-Role = strawberry.enum(RoleEnum, description="USER buys; SELLER sells.")
-OrderStatus = strawberry.enum(OrderStatusEnum)
-OrderItemStatus = strawberry.enum(OrderItemStatusEnum)
-PaymentStatus = strawberry.enum(PaymentStatusEnum)
-RefundStatus = strawberry.enum(RefundStatusEnum)
-RefundReason = strawberry.enum(RefundReasonEnum)
+# The model enums are the GraphQL enums: registering them keeps one definition of each state.
+strawberry.enum(Role, description="USER buys; SELLER sells.")
+strawberry.enum(OrderStatus)
+strawberry.enum(OrderItemStatus)
+strawberry.enum(PaymentStatus)
+strawberry.enum(RefundStatus)
+strawberry.enum(RefundReason)
 
 JCInfo = Info[Context, None]
 
@@ -60,9 +61,19 @@ class Product:
     stock: int
     created_at: datetime
     row: strawberry.Private[models.Product]
+    # Filled by `Product.many` for a whole page at once (through the same DataLoaders), so the
+    # page's fields complete synchronously: an awaitable per field is what makes GraphQL slow.
+    preloaded_seller: strawberry.Private[User | None] = None
+    preloaded_images: strawberry.Private[list[ProductImage] | None] = None
 
     @classmethod
-    def of(cls, row: models.Product) -> Product:
+    def of(
+        cls,
+        row: models.Product,
+        *,
+        seller: User | None = None,
+        images: list[ProductImage] | None = None,
+    ) -> Product:
         return cls(
             id=strawberry.ID(str(row.id)),
             name=row.name,
@@ -71,18 +82,76 @@ class Product:
             stock=row.stock,
             created_at=row.created_at,
             row=row,
+            preloaded_seller=seller,
+            preloaded_images=images,
         )
 
-    @strawberry.field
-    async def seller(self, info: JCInfo) -> User:
+    @classmethod
+    async def many(
+        cls, info: JCInfo, rows: Sequence[models.Product], *, seller: bool, images: bool
+    ) -> list[Product]:
+        """Products with their sellers and images loaded up front, one batch each."""
+        loaders = info.context.loaders
+        sellers_f = loaders.users.load_many([r.seller_id for r in rows]) if seller else None
+        images_f = loaders.images_by_product.load_many([r.id for r in rows]) if images else None
+        users: dict[uuid.UUID, User] = {}
+        if sellers_f is not None:
+            for user_row in await sellers_f:
+                assert user_row is not None
+                users[user_row.id] = User.of(user_row)
+        image_lists: list[list[models.ProductImage]] = (
+            await images_f if images_f is not None else []
+        )
+        return [
+            cls.of(
+                row,
+                seller=users[row.seller_id] if seller else None,
+                images=_images(image_lists[i]) if images else None,
+            )
+            for i, row in enumerate(rows)
+        ]
+
+    @strawberry.field(graphql_type=User)
+    def seller(self, info: JCInfo) -> User | Awaitable[User]:
+        if self.preloaded_seller is not None:
+            return self.preloaded_seller
+        return self._load_seller(info)
+
+    @strawberry.field(graphql_type=list[ProductImage])
+    def images(self, info: JCInfo) -> list[ProductImage] | Awaitable[list[ProductImage]]:
+        if self.preloaded_images is not None:
+            return self.preloaded_images
+        return self._load_images(info)
+
+    async def _load_seller(self, info: JCInfo) -> User:
         seller = await info.context.loaders.users.load(self.row.seller_id)
         assert seller is not None
         return User.of(seller)
 
-    @strawberry.field
-    async def images(self, info: JCInfo) -> list[ProductImage]:
-        rows = await info.context.loaders.images_by_product.load(self.row.id)
-        return [ProductImage(id=strawberry.ID(str(r.id)), url=r.url) for r in rows]
+    async def _load_images(self, info: JCInfo) -> list[ProductImage]:
+        return _images(await info.context.loaders.images_by_product.load(self.row.id))
+
+
+def _images(rows: Sequence[models.ProductImage]) -> list[ProductImage]:
+    return [ProductImage(id=strawberry.ID(str(r.id)), url=r.url) for r in rows]
+
+
+def selected_subfields(info: JCInfo, path: Sequence[str]) -> set[str]:
+    """Names of the fields selected at `path` below the current field, through fragments."""
+    return _subfields(info.selected_fields, path)
+
+
+def _subfields(selections: Iterable[Selection], path: Sequence[str]) -> set[str]:
+    names: set[str] = set()
+    for selection in selections:
+        if isinstance(selection, SelectedField) and not path:
+            names.add(selection.name)
+        elif isinstance(selection, SelectedField):
+            if selection.name == path[0]:
+                names |= _subfields(selection.selections, path[1:])
+        else:  # a fragment spread or inline fragment: its fields count as selected here
+            names |= _subfields(selection.selections, path)
+    return names
 
 
 @strawberry.type

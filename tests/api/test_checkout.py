@@ -1,4 +1,4 @@
-"""Checkout and payment over HTTP: one order, one Razorpay order, paid only by a verified capture."""
+"""Checkout over HTTP: one order, one Razorpay order, paid only by a verified capture."""
 
 from __future__ import annotations
 
@@ -73,7 +73,9 @@ async def test_same_key_returns_the_same_order_and_a_different_cart_is_refused(
 async def test_checkout_refuses_bad_keys_and_empty_carts(api: Api, services: Services) -> None:
     buyer = await api.register("USER")
     short = await api.checkout(buyer, key="short")
-    assert [(e["code"], e["field"]) for e in short["errors"]] == [("INVALID_INPUT", "idempotencyKey")]
+    assert [(e["code"], e["field"]) for e in short["errors"]] == [
+        ("INVALID_INPUT", "idempotencyKey")
+    ]
     weird = await api.checkout(buyer, key="has spaces in it")
     assert [e["code"] for e in weird["errors"]] == ["INVALID_INPUT"]
     empty = await api.checkout(buyer, key="empty-cart-01")

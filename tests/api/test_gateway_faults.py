@@ -72,7 +72,7 @@ async def test_checkout_survives_razorpay_failing_and_ends_with_one_razorpay_ord
 async def test_two_workers_expire_an_unpaid_order_and_return_its_stock_once(
     api: Api, razorpay: RazorpaySimulator, services: Services
 ) -> None:
-    buyer, product = await _buyer_with_cart(api, stock=3)
+    buyer, _ = await _buyer_with_cart(api, stock=3)
     placed = await api.checkout(buyer)  # type: ignore[arg-type]
     async with services.engine.begin() as conn:
         await conn.execute(text("UPDATE orders SET expires_at = now() - interval '1 minute'"))
@@ -101,7 +101,9 @@ async def test_two_workers_expire_an_unpaid_order_and_return_its_stock_once(
     assert refunds[0].headers["x-refund-idempotency"].startswith("joycart-refund-")
     async with services.engine.connect() as conn:
         assert await conn.scalar(text("SELECT status FROM orders")) == "EXPIRED"
-        row = (await conn.execute(text("SELECT status, reason, gateway_refund_id FROM refunds"))).one()
+        row = (
+            await conn.execute(text("SELECT status, reason, gateway_refund_id FROM refunds"))
+        ).one()
     assert row.status == "INITIATED"
     assert row.reason == "UNOWED_CAPTURE"
     assert row.gateway_refund_id in razorpay.refunds

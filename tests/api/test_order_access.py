@@ -17,8 +17,9 @@ async def _snapshot(services: Services) -> list[object]:
     async with services.engine.connect() as conn:
         rows = await conn.execute(
             text(
-                "SELECT (SELECT count(*) FROM refunds), (SELECT sum(cancelled_quantity) FROM "
-                "order_items), (SELECT sum(stock) FROM products), (SELECT count(*) FROM order_events)"
+                "SELECT (SELECT count(*) FROM refunds), "
+                "(SELECT sum(cancelled_quantity) FROM order_items), "
+                "(SELECT sum(stock) FROM products), (SELECT count(*) FROM order_events)"
             )
         )
         return list(rows.one())
@@ -60,7 +61,8 @@ async def test_each_seller_sees_only_their_items_and_the_order_they_belong_to(
         assert [e["node"]["id"] for e in edges] == [item["id"]]
         assert edges[0]["node"]["order"]["id"] == order.id
         seen = (await api.gql(ORDER, {"id": order.id}, seller.token))["order"]
-        assert seen is not None and seen["id"] == order.id
+        assert seen is not None
+        assert seen["id"] == order.id
 
 
 async def test_cancelling_before_payment_renews_the_session_and_refunds_an_outdated_capture(
@@ -78,7 +80,8 @@ async def test_cancelling_before_payment_renews_the_session_and_refunds_an_outda
 
     result = await cancel(api, buyer, dear_item["id"], 1)
 
-    assert result["errors"] == [] and result["refund"] is None
+    assert result["errors"] == []
+    assert result["refund"] is None
     payment = await api.gql(
         "query($id: ID!) { order(id: $id) { status payment { amount { amount } razorpayOrderId "
         "receipt } } }",

@@ -55,7 +55,7 @@ async def test_bad_signatures_get_400_and_change_nothing(
         (bytes(tampered), headers),
     ]
     for body, hdrs in attempts:
-        encoded = {k: v.encode("utf-8") for k, v in hdrs.items()}
+        encoded = [(k.encode(), v.encode("utf-8")) for k, v in hdrs.items()]
         response = await http.post("/webhooks/razorpay", content=body, headers=encoded)
         assert response.status_code == 400
     assert await _count(services, "SELECT count(*) FROM webhook_events") == 0
@@ -70,7 +70,9 @@ async def test_twenty_deliveries_of_one_event_change_state_once(
     captured = await _captured(razorpay, rzp_order)
     responses = await asyncio.gather(
         *(
-            _post(http, captured.body, {**captured.headers(), "X-Razorpay-Event-Id": f"evt{i:011d}"})
+            _post(
+                http, captured.body, {**captured.headers(), "X-Razorpay-Event-Id": f"evt{i:011d}"}
+            )
             for i in range(20)
         )
     )
@@ -94,7 +96,10 @@ async def test_a_short_capture_is_not_paid_and_is_refunded(
     kinds = [e["kind"] for e in data["order"]["events"]]
     assert "CAPTURE_NOT_OWED" in kinds
     assert "AUTOMATIC_REFUND_INITIATED" in kinds
-    assert await _count(services, "SELECT amount FROM refunds WHERE reason = 'UNOWED_CAPTURE'") == 19_900
+    assert (
+        await _count(services, "SELECT amount FROM refunds WHERE reason = 'UNOWED_CAPTURE'")
+        == 19_900
+    )
     await assert_invariants(services.engine)
 
 
@@ -130,8 +135,17 @@ async def test_unknown_orders_and_ignored_event_types_get_2xx_and_are_recorded(
 ) -> None:
     unknown = razorpay.event(
         "payment.captured",
-        {"payment": {"entity": {"id": "pay_X", "order_id": "order_NOPE", "amount": 100,
-                                "currency": "INR", "status": "captured"}}},
+        {
+            "payment": {
+                "entity": {
+                    "id": "pay_X",
+                    "order_id": "order_NOPE",
+                    "amount": 100,
+                    "currency": "INR",
+                    "status": "captured",
+                }
+            }
+        },
     )
     other = razorpay.event("invoice.paid", {"invoice": {"entity": {"id": "inv_1"}}})
     for delivery in (unknown, other):

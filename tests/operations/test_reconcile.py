@@ -26,23 +26,34 @@ async def test_reconcile_reports_then_applies_a_lost_capture_and_a_lost_refund_w
     unpaid = (await api.checkout(buyer))["order"]
     razorpay.pay(unpaid["payment"]["razorpayOrderId"])  # captured; the webhook is lost
 
-    report = await reconcile(services.sessions, services.gateway, refund_age=timedelta(0), apply=False)
+    report = await reconcile(
+        services.sessions, services.gateway, refund_age=timedelta(0), apply=False
+    )
 
     assert len(report.unrecorded_captures) == 1
     assert unpaid["id"] in report.unrecorded_captures[0]
-    assert len(report.stale_refunds) == 1 and report.stale_refunds[0].endswith("processed")
+    assert len(report.stale_refunds) == 1
+    assert report.stale_refunds[0].endswith("processed")
     assert report.applied == []
     async with services.engine.connect() as conn:
         assert await conn.scalar(text("SELECT count(*) FROM orders WHERE paid_at IS NOT NULL")) == 1
 
-    applied = await reconcile(services.sessions, services.gateway, refund_age=timedelta(0), apply=True)
+    applied = await reconcile(
+        services.sessions, services.gateway, refund_age=timedelta(0), apply=True
+    )
 
     assert len(applied.applied) == 2
     async with services.engine.connect() as conn:
-        assert await conn.scalar(
-            text("SELECT status FROM orders WHERE id = :id"), {"id": unpaid["id"]}
-        ) == "PAID"
+        assert (
+            await conn.scalar(
+                text("SELECT status FROM orders WHERE id = :id"), {"id": unpaid["id"]}
+            )
+            == "PAID"
+        )
         assert await conn.scalar(text("SELECT status FROM refunds")) == "REFUNDED"
-    again = await reconcile(services.sessions, services.gateway, refund_age=timedelta(0), apply=True)
-    assert again.unrecorded_captures == [] and again.stale_refunds == []
+    again = await reconcile(
+        services.sessions, services.gateway, refund_age=timedelta(0), apply=True
+    )
+    assert again.unrecorded_captures == []
+    assert again.stale_refunds == []
     await assert_invariants(services.engine)
