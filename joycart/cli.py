@@ -185,7 +185,11 @@ def _simulate(action: str, target: str) -> int:
         response = httpx.post(f"{url}/_sim/fail", json={"receipt": target}, timeout=15)
     else:
         response = httpx.post(f"{url}/_sim/refunds/{target}/{action}", timeout=15)
-    print(json.dumps(response.json(), indent=2))
+    body = response.json()
+    entity = body.get("payment") or body.get("refund") or {}
+    print(f"{entity.get('id', '?')}: {entity.get('status', body.get('error', '?'))}")
+    for delivery in body.get("deliveries", []):
+        print(f"  webhook {delivery['event']} -> HTTP {delivery['status']}")
     return 0 if response.is_success else 1
 
 
