@@ -275,7 +275,10 @@ async def expire_due_orders(session: AsyncSession, *, limit: int = 50) -> int:
     ).all()
     for order in due:
         items = (
-            await session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))
+            await session.scalars(
+                # position follows product id: stock rows are locked in the same order as checkout
+                select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.position)
+            )
         ).all()
         for item in items:
             if item.active_quantity and item.product_id is not None:
