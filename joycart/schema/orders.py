@@ -42,7 +42,7 @@ class RefundPayload:
 class OrdersQuery:
     @strawberry.field(description="The caller's orders, newest first.")
     async def orders(
-        self, info: JCInfo, first: int = 20, after: str | None = None
+        self, info: JCInfo, first: int | None = 20, after: str | None = None
     ) -> Connection[Order]:
         size = page_size(first)
         position = decode_cursor(after)
@@ -84,7 +84,7 @@ class OrdersQuery:
 
     @strawberry.field(description="Items of the caller's products across all orders, newest first.")
     async def seller_order_items(
-        self, info: JCInfo, first: int = 20, after: str | None = None
+        self, info: JCInfo, first: int | None = 20, after: str | None = None
     ) -> Connection[OrderItem]:
         size = page_size(first)
         position = decode_cursor(after)

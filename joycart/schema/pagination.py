@@ -57,7 +57,12 @@ def decode_cursor(cursor: str | None) -> Position | None:
         raise InvalidInput("`after` is not a cursor this API issued.", field="after") from None
 
 
-def page_size(first: int) -> int:
+DEFAULT_PAGE = 20
+
+
+def page_size(first: int | None) -> int:
+    if first is None:
+        return DEFAULT_PAGE
     if not 1 <= first <= MAX_PAGE:
         raise InvalidInput(f"`first` must be between 1 and {MAX_PAGE}.", field="first")
     return first
