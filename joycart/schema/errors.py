@@ -15,6 +15,7 @@ import strawberry
 from graphql import GraphQLError
 from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from joycart import errors
 
@@ -124,3 +125,19 @@ class MaskInternalErrors(SchemaExtension):
                 )
             )
         result.errors = masked  # type: ignore[union-attr]
+
+
+class QuietSchema(strawberry.Schema):
+    """A schema that logs only bugs: a refused token or a too-deep query is the client's news,
+    not the operator's (Strawberry would log each with a traceback at ERROR)."""
+
+    def process_errors(
+        self, found: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = [
+            error
+            for error in found
+            if error.original_error is not None
+            and not isinstance(error.original_error, GraphQLError | errors.JoyCartError)
+        ]
+        super().process_errors(unexpected, execution_context)
