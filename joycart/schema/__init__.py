@@ -21,7 +21,7 @@ from strawberry.tools import merge_types
 
 from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
-from joycart.schema.errors import MaskInternalErrors
+from joycart.schema.errors import MaskInternalErrors, QuietSchema
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
 from joycart.schema.shopping import ShoppingMutation, ShoppingQuery
@@ -57,7 +57,7 @@ def _extensions(production: bool) -> list[type[SchemaExtension] | Callable[[], S
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
-    return strawberry.Schema(
+    return QuietSchema(
         query=Query,
         mutation=Mutation,
         extensions=_extensions(production),
