@@ -11,10 +11,11 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from joycart.bootstrap import Services
 from joycart.errors import GatewayUnavailable
-from joycart.integrations.images import ImageStoreError
+from joycart.integrations.images import ImageStore, ImageStoreError, LocalImageStore
 from joycart.resolvers import jobs, orders, payments
 from joycart.resolvers.locks import LockBusy
 from joycart.webhooks import apply_recorded
@@ -31,6 +32,15 @@ class RunStats:
     orders_expired: int = 0
 
 
+def _store_for(services: Services, kind: str) -> ImageStore:
+    """The store the image was written to, even if the configuration changed since."""
+    if kind == services.images.kind:
+        return services.images
+    if kind == "LOCAL":
+        return LocalImageStore(Path(services.settings.data_dir) / "images", url_prefix="/images/")
+    raise ImageStoreError(f"no {kind} image store is configured to remove the file from")
+
+
 async def _run_job(services: Services, job: jobs.ClaimedJob) -> None:
     if job.kind == jobs.CREATE_GATEWAY_ORDER:
         pid = uuid.UUID(job.payload["payment_id"])
@@ -39,7 +49,7 @@ async def _run_job(services: Services, job: jobs.ClaimedJob) -> None:
         rid = uuid.UUID(job.payload["refund_id"])
         await payments.submit_refund(services.sessions, services.gateway, rid, wait=False)
     elif job.kind == jobs.DELETE_IMAGE:
-        await services.images.delete(job.payload["key"])
+        await _store_for(services, job.payload["store"]).delete(job.payload["key"])
     elif job.kind == jobs.APPLY_WEBHOOK:
         await apply_recorded(services.sessions, int(job.payload["event_row_id"]))
     else:

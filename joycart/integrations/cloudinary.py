@@ -100,6 +100,9 @@ class CloudinaryImageStore:
             raise ImageStoreError(f"unexpected answer to Cloudinary {what}: {result!r}"[:300])
         return result
 
+    def key_for(self, *, folder: str, name: str, content_type: str) -> str:
+        return f"{folder}/{name}"  # the public id; Cloudinary keeps the format apart
+
     async def put(self, *, folder: str, name: str, data: bytes, content_type: str) -> StoredImage:
         options = {
             **self._options(),

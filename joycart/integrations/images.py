@@ -40,6 +40,10 @@ class ImageStore(Protocol):
         self, *, folder: str, name: str, data: bytes, content_type: str
     ) -> StoredImage: ...
 
+    def key_for(self, *, folder: str, name: str, content_type: str) -> str:
+        """The key `put` stores under: a failed or timed-out put may still have stored it."""
+        ...
+
     async def delete(self, key: str) -> None: ...
 
 
@@ -60,8 +64,11 @@ class LocalImageStore:
             return None
         return self.root / key
 
+    def key_for(self, *, folder: str, name: str, content_type: str) -> str:
+        return f"{folder}/{name}.{ALLOWED_TYPES[content_type]}"
+
     async def put(self, *, folder: str, name: str, data: bytes, content_type: str) -> StoredImage:
-        key = f"{folder}/{name}.{ALLOWED_TYPES[content_type]}"
+        key = self.key_for(folder=folder, name=name, content_type=content_type)
         path = self.path_for(key)
         if path is None:
             raise ImageStoreError(f"unsafe image key {key!r}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol, runtime_checkable
 
 from sqlalchemy import func, select
@@ -41,6 +42,8 @@ from joycart.resolvers.catalog import forget_image, own_product
 log = logging.getLogger("joycart.images")
 
 MAX_IMAGES_PER_PRODUCT = 10
+# How long after a failed upload its file could still appear at the store.
+LATE_UPLOAD_GRACE = timedelta(minutes=5)
 CONTENT_TYPES = {ext: content_type for content_type, ext in ALLOWED_TYPES.items()}
 
 
@@ -93,19 +96,26 @@ def _check_file(data: bytes) -> str:
     return content_type
 
 
+async def _owe_deletion(sessions: Sessions, images: ImageStore, key: str, delay: timedelta) -> None:
+    async with sessions() as session, session.begin():
+        await jobs.enqueue(
+            session,
+            jobs.DELETE_IMAGE,
+            {"store": images.kind, "key": key},
+            dedupe_key=f"image:{key}",
+            delay=delay,
+        )
+
+
 async def _discard(sessions: Sessions, images: ImageStore, stored: StoredImage) -> None:
     """Delete a file nothing refers to; when the store fails, owe the deletion to the worker."""
     try:
         await images.delete(stored.key)
     except ImageStoreError:
-        async with sessions() as session, session.begin():
-            await jobs.enqueue(
-                session,
-                jobs.DELETE_IMAGE,
-                {"store": images.kind, "key": stored.key},
-                dedupe_key=f"image:{stored.key}",
-                delay=jobs.FIRST_RETRY * 0,
-            )
+        try:
+            await _owe_deletion(sessions, images, stored.key, timedelta(0))
+        except Exception:  # the caller's own error matters more; this file is only an orphan
+            log.exception("could not owe the deletion of orphaned image %s", stored.key)
 
 
 async def add_product_image(
@@ -116,14 +126,14 @@ async def add_product_image(
         product = await own_product(session, seller=seller, product_id=product_id)
         await _check_room(session, product)
     content_type = _check_file(data)
+    folder, name = image_folder(product.id), uuid.uuid4().hex
     try:
-        stored = await images.put(
-            folder=image_folder(product.id),
-            name=uuid.uuid4().hex,
-            data=data,
-            content_type=content_type,
-        )
+        stored = await images.put(folder=folder, name=name, data=data, content_type=content_type)
     except ImageStoreError as exc:
+        # A timed-out upload may still land: owe the deletion of whatever it stored, once the
+        # upload has surely finished (deleting a file that never came is a no-op).
+        key = images.key_for(folder=folder, name=name, content_type=content_type)
+        await _owe_deletion(sessions, images, key, LATE_UPLOAD_GRACE)
         raise ImageStoreUnavailable(
             "The image store could not take the file; nothing was attached. Try again."
         ) from exc
