@@ -28,6 +28,7 @@ from joycart.bootstrap import Services, build_services
 from joycart.config import Settings
 from joycart.embedded_db import EmbeddedPostgres
 from joycart.integrations.cloudinary_sim import CloudinarySimulator
+from joycart.integrations.razorpay import RazorpayGateway
 from joycart.integrations.razorpay_sim import RazorpaySimulator
 from joycart.models import Base
 from tests.helpers import Api
@@ -177,3 +178,14 @@ async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def api(http: httpx.AsyncClient) -> Api:
     return Api(http)
+
+
+@pytest.fixture
+def short_timeout(services: Services) -> Iterator[None]:
+    """Razorpay calls time out after 0.5 s, so tests of slow answers stay fast."""
+    gateway = services.gateway
+    assert isinstance(gateway, RazorpayGateway)
+    before = gateway._timeout
+    gateway._timeout = 0.5
+    yield
+    gateway._timeout = before

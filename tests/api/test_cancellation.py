@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +16,7 @@ from joycart.integrations.razorpay_sim import RazorpaySimulator
 from joycart.models import User
 from joycart.resolvers import orders, payments
 from joycart.worker import run_due_jobs
-from tests.helpers import Account, Api, assert_invariants
+from tests.helpers import Account, Api, assert_invariants, make_jobs_due
 
 CANCEL = """mutation($id: ID!, $q: Int, $r: String) {
   cancelItem(orderItemId: $id, quantity: $q, reason: $r) {
@@ -73,21 +72,6 @@ async def stock_of(services: Services, product_id: str) -> int:
         return int(
             await conn.scalar(text("SELECT stock FROM products WHERE id = :id"), {"id": product_id})
         )
-
-
-async def make_jobs_due(services: Services) -> None:
-    async with services.engine.begin() as conn:
-        await conn.execute(text("UPDATE jobs SET run_at = now() WHERE status = 'PENDING'"))
-
-
-@pytest.fixture
-def short_timeout(services: Services) -> Iterator[None]:
-    gateway = services.gateway
-    assert isinstance(gateway, RazorpayGateway)
-    before = gateway._timeout
-    gateway._timeout = 0.5
-    yield
-    gateway._timeout = before
 
 
 async def test_cancelling_items_refunds_each_once_and_webhooks_settle_them(
@@ -196,9 +180,9 @@ async def test_refund_api_down_the_cancel_succeeds_and_the_worker_refunds_once_l
     assert result["refund"]["gatewayRefundId"] is None
     assert await stock_of(services, order.products[0]) == 10
     for _ in range(2):  # still down: retried, still INITIATED, never FAILED
-        await make_jobs_due(services)
+        await make_jobs_due(services.engine)
         assert (await run_due_jobs(services)).jobs_retried == 1
-    await make_jobs_due(services)
+    await make_jobs_due(services.engine)
     assert (await run_due_jobs(services)).jobs_done == 1
     assert len(razorpay.refunds) == 1
     async with services.engine.connect() as conn:
@@ -219,7 +203,7 @@ async def test_a_refund_created_whose_answer_was_lost_is_not_created_twice(
     assert result["refund"]["gatewayRefundId"] is None
     assert len(razorpay.refunds) == 1  # Razorpay did create it
 
-    await make_jobs_due(services)
+    await make_jobs_due(services.engine)
     assert (await run_due_jobs(services)).jobs_done == 1
 
     assert len(razorpay.refunds) == 1
@@ -256,7 +240,7 @@ async def test_a_crash_between_commit_and_call_still_ends_with_one_refund(
     assert razorpay.refunds == {}
     monkeypatch.setattr(gateway, "create_refund", real)
 
-    await make_jobs_due(services)
+    await make_jobs_due(services.engine)
     assert (await run_due_jobs(services)).jobs_done == 1
     assert len(razorpay.refunds) == 1
     await assert_invariants(services.engine)
@@ -295,7 +279,7 @@ async def test_refund_webhooks_twice_out_of_order_early_and_forged_end_right(
     assert [(r["status"], r["gatewayRefundId"]) for r in data["refunds"]] == [
         ("REFUNDED", gateway_id)
     ]
-    await make_jobs_due(services)
+    await make_jobs_due(services.engine)
     await run_due_jobs(services)
     assert len(razorpay.refunds) == 1
     await assert_invariants(services.engine)

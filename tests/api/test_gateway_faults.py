@@ -4,31 +4,14 @@ payment session is finished exactly once, and stock comes back exactly once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay import RazorpayGateway
 from joycart.integrations.razorpay_sim import RazorpaySimulator
 from joycart.worker import run_due_jobs, run_once
-from tests.helpers import Api, assert_invariants
-
-
-@pytest.fixture
-def short_timeout(services: Services) -> Iterator[None]:
-    gateway = services.gateway
-    assert isinstance(gateway, RazorpayGateway)
-    before = gateway._timeout
-    gateway._timeout = 0.5
-    yield
-    gateway._timeout = before
-
-
-async def _make_jobs_due(services: Services) -> None:
-    async with services.engine.begin() as conn:
-        await conn.execute(text("UPDATE jobs SET run_at = now() WHERE status = 'PENDING'"))
+from tests.helpers import Api, assert_invariants, make_jobs_due
 
 
 async def _buyer_with_cart(api: Api, stock: int = 5) -> tuple[object, str]:
@@ -59,7 +42,7 @@ async def test_checkout_survives_razorpay_failing_and_ends_with_one_razorpay_ord
         assert retry["order"]["id"] == first["order"]["id"]
         rzp_order = retry["order"]["payment"]["razorpayOrderId"]
     else:  # the order was created at Razorpay but the answer was lost: the worker finds it
-        await _make_jobs_due(services)
+        await make_jobs_due(services.engine)
         stats = await run_due_jobs(services)
         assert stats.jobs_done == 1
         async with services.engine.connect() as conn:
@@ -93,7 +76,7 @@ async def test_two_workers_expire_an_unpaid_order_and_return_its_stock_once(
     rzp_order = placed["order"]["payment"]["razorpayOrderId"]
     for delivery in razorpay.pay(rzp_order):
         assert await razorpay.deliver_async(delivery) == 200
-    await _make_jobs_due(services)
+    await make_jobs_due(services.engine)
     await run_due_jobs(services)
     refunds = razorpay.requests_to("POST", "/v1/payments/")
     assert len(refunds) == 1
