@@ -1,0 +1,97 @@
+"""`joycart serve` as a process: embedded PostgreSQL started, stopped on SIGTERM and Ctrl-C, and a
+server left behind by a crashed process reused rather than started twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+STARTUP_SECONDS = 60
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _postmaster_pid(serve_dir: Path) -> int | None:
+    pid_file = serve_dir / "postgres" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    pid = int(pid_file.read_text().splitlines()[0])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    return pid
+
+
+class Serve:
+    def __init__(self, serve_dir: Path) -> None:
+        self.port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("JOYCART_")}
+        env["JOYCART_DATA_DIR"] = str(serve_dir)
+        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+            [sys.executable, "-m", "joycart.cli", "serve", "--port", str(self.port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, "serve exited during start-up"
+            try:
+                body = {"query": "{ __typename }"}
+                r = httpx.post(f"http://127.0.0.1:{self.port}/graphql", json=body, timeout=2)
+                if r.status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise AssertionError("serve did not answer within a minute")
+
+    def stop(self, sig: signal.Signals) -> None:
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def serve_dir(tmp_path: Path) -> Iterator[Path]:
+    yield tmp_path / "data"
+    pid = _postmaster_pid(tmp_path / "data")
+    if pid is not None:  # never leave a server behind, whatever the test did
+        os.kill(pid, signal.SIGTERM)
+
+
+def test_serve_stops_its_database_on_sigterm_and_on_ctrl_c(serve_dir: Path) -> None:
+    first = Serve(serve_dir)
+    assert _postmaster_pid(serve_dir) is not None
+    first.stop(signal.SIGTERM)
+    assert _postmaster_pid(serve_dir) is None
+
+    second = Serve(serve_dir)
+    second.stop(signal.SIGINT)
+    assert _postmaster_pid(serve_dir) is None
+
+
+def test_a_database_left_by_a_crashed_serve_is_reused_not_duplicated(serve_dir: Path) -> None:
+    crashed = Serve(serve_dir)
+    orphan = _postmaster_pid(serve_dir)
+    crashed.stop(signal.SIGKILL)
+    assert _postmaster_pid(serve_dir) == orphan  # the database outlived its parent
+
+    recovered = Serve(serve_dir)
+    assert _postmaster_pid(serve_dir) == orphan
+    recovered.stop(signal.SIGTERM)
+    assert _postmaster_pid(serve_dir) is None
