@@ -140,6 +140,9 @@ class RazorpayGateway:
         if client is None:
             client = razorpay.Client(auth=(self.key_id, self._key_secret), base_url=self._base_url)
             client.set_app_details({"title": "JoyCart", "version": "0.1.0"})
+            # The SDK looks its own version up in package metadata on every request.
+            version = client._get_version()
+            client._get_version = lambda: version
             self._local.client = client
         return client
 

@@ -15,7 +15,7 @@ from joycart.schema.pagination import (
     encode_cursor,
     page_size,
 )
-from joycart.schema.types import JCInfo, Product
+from joycart.schema.types import JCInfo, Product, selected_subfields
 
 
 @strawberry.input
@@ -54,7 +54,7 @@ class CatalogQuery:
     async def products(
         self,
         info: JCInfo,
-        first: int = 20,
+        first: int | None = 20,
         after: str | None = None,
         search: str | None = None,
         seller_id: strawberry.ID | None = None,
@@ -69,7 +69,11 @@ class CatalogQuery:
                 search=search,
                 seller_id=seller_id,
             )
-        edges = [Edge(cursor=encode_cursor(p.created_at, p.id), node=Product.of(p)) for p in page.rows]
+            wanted = selected_subfields(info, ("products", "edges", "node"))
+            nodes = await Product.many(
+                info, session, page.rows, seller="seller" in wanted, images="images" in wanted
+            )
+        edges = [Edge(cursor=encode_cursor(n.created_at, n.row.id), node=n) for n in nodes]
         return Connection(
             edges=edges,
             page_info=PageInfo(

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Annotated
 
 import strawberry
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info
 from strawberry.types.nodes import SelectedField, Selection
 
@@ -16,6 +17,7 @@ from joycart.models.orders import OrderItemStatus, OrderStatus
 from joycart.models.payments import PaymentStatus, RefundReason, RefundStatus
 from joycart.models.users import Role
 from joycart.schema.context import Context
+from joycart.schema.loaders import ImageCard, UserCard
 
 # The model enums are the GraphQL enums: registering them keeps one definition of each state.
 strawberry.enum(Role, description="USER buys; SELLER sells.")
@@ -42,7 +44,7 @@ class User:
     role: Role
 
     @classmethod
-    def of(cls, row: models.User) -> User:
+    def of(cls, row: models.User | UserCard) -> User:
         return cls(id=strawberry.ID(str(row.id)), email=row.email, name=row.name, role=row.role)
 
 
@@ -88,20 +90,27 @@ class Product:
 
     @classmethod
     async def many(
-        cls, info: JCInfo, rows: Sequence[models.Product], *, seller: bool, images: bool
+        cls,
+        info: JCInfo,
+        session: AsyncSession,
+        rows: Sequence[models.Product],
+        *,
+        seller: bool,
+        images: bool,
     ) -> list[Product]:
-        """Products with their sellers and images loaded up front, one batch each."""
+        """A page of products with sellers and images loaded up front, through the request's
+        DataLoaders but on the page's own session: one statement each, no other connection."""
         loaders = info.context.loaders
-        sellers_f = loaders.users.load_many([r.seller_id for r in rows]) if seller else None
-        images_f = loaders.images_by_product.load_many([r.id for r in rows]) if images else None
         users: dict[uuid.UUID, User] = {}
-        if sellers_f is not None:
-            for user_row in await sellers_f:
+        if seller:
+            for user_row in await loaders.users.load_many_in(session, [r.seller_id for r in rows]):
                 assert user_row is not None
-                users[user_row.id] = User.of(user_row)
-        image_lists: list[list[models.ProductImage]] = (
-            await images_f if images_f is not None else []
-        )
+                users.setdefault(user_row.id, User.of(user_row))
+        image_lists: list[list[ImageCard]] = []
+        if images:
+            image_lists = await loaders.images_by_product.load_many_in(
+                session, [r.id for r in rows]
+            )
         return [
             cls.of(
                 row,
@@ -132,7 +141,7 @@ class Product:
         return _images(await info.context.loaders.images_by_product.load(self.row.id))
 
 
-def _images(rows: Sequence[models.ProductImage]) -> list[ProductImage]:
+def _images(rows: Sequence[ImageCard]) -> list[ProductImage]:
     return [ProductImage(id=strawberry.ID(str(r.id)), url=r.url) for r in rows]
 
 
@@ -267,7 +276,9 @@ class OrderItem:
         )
 
     @strawberry.field
-    async def order(self, info: JCInfo) -> Annotated[Order, strawberry.lazy("joycart.schema.types")]:
+    async def order(
+        self, info: JCInfo
+    ) -> Annotated[Order, strawberry.lazy("joycart.schema.types")]:
         order = await info.context.loaders.orders.load(self.row.order_id)
         assert order is not None
         return Order.of(order)
@@ -314,7 +325,9 @@ class Order:
 
     @strawberry.field
     async def items(self, info: JCInfo) -> list[OrderItem]:
-        return [OrderItem.of(r) for r in await info.context.loaders.items_by_order.load(self.row.id)]
+        return [
+            OrderItem.of(r) for r in await info.context.loaders.items_by_order.load(self.row.id)
+        ]
 
     @strawberry.field(description="The current payment session: what the SPA hands to Razorpay.")
     async def payment(self, info: JCInfo) -> Payment | None:
@@ -365,5 +378,3 @@ class Order:
             )
             for r in rows
         ]
-
-
