@@ -61,6 +61,17 @@ class Serve:
             time.sleep(0.1)
         raise AssertionError("serve did not answer within a minute")
 
+    def gql(self, query: str, token: str | None = None) -> dict[str, object]:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        r = httpx.post(
+            f"http://127.0.0.1:{self.port}/graphql",
+            json={"query": query},
+            headers=headers,
+            timeout=10,
+        )
+        data: dict[str, object] = r.json()["data"]
+        return data
+
     def stop(self, sig: signal.Signals) -> None:
         self.proc.send_signal(sig)
         self.proc.wait(timeout=30)
@@ -85,13 +96,25 @@ def test_serve_stops_its_database_on_sigterm_and_on_ctrl_c(serve_dir: Path) -> N
     assert _postmaster_pid(serve_dir) is None
 
 
+REGISTER = """mutation { register(input: {email: "Kept@Example.com", password: "a long passphrase",
+  name: "Kept"}) { errors { code } } }"""
+LOGIN = """mutation { login(input: {email: "kept@example.com", password: "a long passphrase"}) {
+  accessToken errors { code } } }"""
+
+
 def test_a_database_left_by_a_crashed_serve_is_reused_not_duplicated(serve_dir: Path) -> None:
     crashed = Serve(serve_dir)
+    assert crashed.gql(REGISTER) == {"register": {"errors": []}}
     orphan = _postmaster_pid(serve_dir)
     crashed.stop(signal.SIGKILL)
     assert _postmaster_pid(serve_dir) == orphan  # the database outlived its parent
 
     recovered = Serve(serve_dir)
     assert _postmaster_pid(serve_dir) == orphan
+    login = recovered.gql(LOGIN)["login"]
+    assert isinstance(login, dict)
+    assert login["errors"] == []
+    me = recovered.gql("{ me { email } }", token=login["accessToken"])
+    assert me == {"me": {"email": "Kept@Example.com"}}
     recovered.stop(signal.SIGTERM)
     assert _postmaster_pid(serve_dir) is None
