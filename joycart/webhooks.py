@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 import orjson
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import insert
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -58,9 +59,13 @@ async def record_event(
     return row.id, row.processed_at is not None
 
 
-async def apply_recorded(sessions: Sessions, event_row_id: int) -> str:
+async def apply_recorded(
+    sessions: Sessions, event_row_id: int, *, lock_timeout_ms: int | None = None
+) -> str:
     """Apply a recorded event under row locks, at most once."""
     async with sessions() as session, session.begin():
+        if lock_timeout_ms is not None:
+            await session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
         event = await session.get_one(WebhookEvent, event_row_id, with_for_update=True)
         if event.processed_at is not None:
             return event.outcome or "already applied"
@@ -91,9 +96,14 @@ async def razorpay_webhook(request: Request, services: Services) -> Response:
     if applied:
         return JSONResponse({"status": "duplicate"})
     try:
-        outcome = await apply_recorded(services.sessions, row_id)
-    except Exception:  # recorded already: the worker applies it later, Razorpay need not retry
-        log.exception("webhook %s recorded but not applied; queued for the worker", row_id)
+        # Razorpay wants an answer within 5 s: if the order is locked for long, the worker
+        # applies the recorded event instead.
+        outcome = await apply_recorded(services.sessions, row_id, lock_timeout_ms=2000)
+    except Exception as exc:  # recorded already: the worker applies it later, no retry needed
+        if getattr(getattr(exc, "orig", None), "sqlstate", None) == "55P03":
+            log.warning("webhook %s waits for a locked order; queued for the worker", row_id)
+        else:
+            log.exception("webhook %s recorded but not applied; queued for the worker", row_id)
         async with services.sessions() as session, session.begin():
             await jobs.enqueue(
                 session,

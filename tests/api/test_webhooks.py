@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import httpx
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
 from joycart.integrations.razorpay_sim import RazorpaySimulator, WebhookDelivery, sign_webhook
+from joycart.worker import run_due_jobs
 from tests.conftest import WEBHOOK_SECRET
-from tests.helpers import Api, assert_invariants
+from tests.helpers import Api, assert_invariants, make_jobs_due
 
 ORDER = "query($id: ID!) { order(id: $id) { status payment { status } events { kind } } }"
 
@@ -168,3 +170,25 @@ async def test_signature_is_checked_on_the_raw_bytes_not_reserialized_json(
     headers = {**delivery.headers(), "X-Razorpay-Signature": sign_webhook(spaced, WEBHOOK_SECRET)}
     assert (await _post(http, spaced, headers)).status_code == 200
     assert (await _post(http, delivery.body, headers)).status_code == 400
+
+
+async def test_a_webhook_for_a_locked_order_is_answered_fast_and_applied_by_the_worker(
+    api: Api, razorpay: RazorpaySimulator, services: Services
+) -> None:
+    order_id, rzp_order, token = await _pending_order(api)
+    captured = await _captured(razorpay, rzp_order)
+    async with services.engine.connect() as holder:
+        await holder.execute(
+            text("SELECT id FROM orders WHERE id = :id FOR UPDATE"), {"id": order_id}
+        )
+        started = time.monotonic()
+        status = await razorpay.deliver_async(captured)
+        elapsed = time.monotonic() - started
+        await holder.rollback()
+    assert status == 202
+    assert elapsed < 5
+    assert (await api.gql(ORDER, {"id": order_id}, token))["order"]["status"] == "PENDING_PAYMENT"
+    await make_jobs_due(services.engine)
+    assert (await run_due_jobs(services)).jobs_done >= 1
+    assert (await api.gql(ORDER, {"id": order_id}, token))["order"]["status"] == "PAID"
+    await assert_invariants(services.engine)
