@@ -128,3 +128,25 @@ async def test_cancelling_every_item_of_an_unpaid_order_cancels_it_and_returns_a
     again = await cancel(api, buyer, placed["items"][0]["id"])
     assert [e["code"] for e in again["errors"]] == ["INVALID_STATE"]
     await assert_invariants(services.engine)
+
+
+async def test_a_buyer_pages_through_their_orders_newest_first(api: Api) -> None:
+    seller = await api.register("SELLER")
+    buyer = await api.register("USER")
+    product = await api.create_product(seller, price=1_000, stock=10)
+    placed = []
+    for _ in range(3):
+        await api.add_to_cart(buyer, product, 1)
+        placed.append((await api.checkout(buyer))["order"]["id"])
+    page = """query($after: String) { orders(first: 2, after: $after) {
+        edges { cursor node { id } } pageInfo { hasNextPage endCursor } } }"""
+
+    first = (await api.gql(page, {"after": None}, buyer.token))["orders"]
+    second = (await api.gql(page, {"after": first["pageInfo"]["endCursor"]}, buyer.token))["orders"]
+
+    ids = [e["node"]["id"] for e in first["edges"] + second["edges"]]
+    assert ids == placed[::-1]
+    assert first["pageInfo"]["hasNextPage"] is True
+    assert second["pageInfo"]["hasNextPage"] is False
+    too_many = await api.raw("{ orders(first: 101) { edges { cursor } } }", token=buyer.token)
+    assert too_many.json()["errors"][0]["extensions"]["code"] == "INVALID_INPUT"
