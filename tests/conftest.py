@@ -12,7 +12,8 @@ import os
 import socket
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import asyncpg
@@ -181,11 +182,20 @@ def api(http: httpx.AsyncClient) -> Api:
 
 
 @pytest.fixture
-def short_timeout(services: Services) -> Iterator[None]:
-    """Razorpay calls time out after 0.5 s, so tests of slow answers stay fast."""
+def short_timeout(services: Services) -> Iterator[Callable[[], AbstractContextManager[None]]]:
+    """`with short_timeout():` makes Razorpay calls time out after 0.5 s, for the one call a test
+    wants to see time out; every other call keeps the normal timeout (no flakes under load)."""
     gateway = services.gateway
     assert isinstance(gateway, RazorpayGateway)
     before = gateway._timeout
-    gateway._timeout = 0.5
-    yield
+
+    @contextlib.contextmanager
+    def shortened() -> Iterator[None]:
+        gateway._timeout = 0.5
+        try:
+            yield
+        finally:
+            gateway._timeout = before
+
+    yield shortened
     gateway._timeout = before

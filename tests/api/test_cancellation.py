@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,7 +168,6 @@ async def test_concurrent_partial_cancels_never_cancel_more_units_than_the_item_
     await assert_invariants(services.engine)
 
 
-@pytest.mark.usefixtures("short_timeout")
 async def test_refund_api_down_the_cancel_succeeds_and_the_worker_refunds_once_later(
     api: Api, razorpay: RazorpaySimulator, services: Services
 ) -> None:
@@ -193,13 +194,17 @@ async def test_refund_api_down_the_cancel_succeeds_and_the_worker_refunds_once_l
 
 
 @pytest.mark.parametrize("fault", ["slow", "drop_after_acting"])
-@pytest.mark.usefixtures("short_timeout")
 async def test_a_refund_created_whose_answer_was_lost_is_not_created_twice(
-    fault: str, api: Api, razorpay: RazorpaySimulator, services: Services
+    fault: str,
+    api: Api,
+    razorpay: RazorpaySimulator,
+    services: Services,
+    short_timeout: Callable[[], AbstractContextManager[None]],
 ) -> None:
     order = await paid_order(api, razorpay)
     razorpay.inject("POST", "/v1/payments/", fault, delay=1.5)
-    result = await cancel(api, order.buyer, order.items[2]["id"])
+    with short_timeout():
+        result = await cancel(api, order.buyer, order.items[2]["id"])
     assert result["refund"]["gatewayRefundId"] is None
     assert len(razorpay.refunds) == 1  # Razorpay did create it
 
@@ -247,12 +252,16 @@ async def test_a_crash_between_commit_and_call_still_ends_with_one_refund(
 
 
 async def test_refund_webhooks_twice_out_of_order_early_and_forged_end_right(
-    api: Api, razorpay: RazorpaySimulator, services: Services, short_timeout: None
+    api: Api,
+    razorpay: RazorpaySimulator,
+    services: Services,
+    short_timeout: Callable[[], AbstractContextManager[None]],
 ) -> None:
     order = await paid_order(api, razorpay)
     # The answer to our refund call is lost; Razorpay's webhook arrives before we learn the id.
     razorpay.inject("POST", "/v1/payments/", "slow", delay=1.5)
-    result = await cancel(api, order.buyer, order.items[1]["id"])
+    with short_timeout():
+        result = await cancel(api, order.buyer, order.items[1]["id"])
     assert result["refund"]["gatewayRefundId"] is None
     gateway_id = next(iter(razorpay.refunds))
     processed = razorpay.process_refund(gateway_id)[0]

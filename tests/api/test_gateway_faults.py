@@ -4,6 +4,8 @@ payment session is finished exactly once, and stock comes back exactly once."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import pytest
 from sqlalchemy import text
@@ -23,14 +25,18 @@ async def _buyer_with_cart(api: Api, stock: int = 5) -> tuple[object, str]:
 
 
 @pytest.mark.parametrize("fault", ["500", "html502", "slow", "drop_after_acting"])
-@pytest.mark.usefixtures("short_timeout")
 async def test_checkout_survives_razorpay_failing_and_ends_with_one_razorpay_order(
-    fault: str, api: Api, razorpay: RazorpaySimulator, services: Services
+    fault: str,
+    api: Api,
+    razorpay: RazorpaySimulator,
+    services: Services,
+    short_timeout: Callable[[], AbstractContextManager[None]],
 ) -> None:
     buyer, _ = await _buyer_with_cart(api)
     razorpay.inject("POST", "/v1/orders", fault, delay=1.5)
 
-    first = await api.checkout(buyer, key="faulty-gateway-1")  # type: ignore[arg-type]
+    with short_timeout():
+        first = await api.checkout(buyer, key="faulty-gateway-1")  # type: ignore[arg-type]
 
     assert [e["code"] for e in first["errors"]] == ["PAYMENT_GATEWAY_UNAVAILABLE"]
     assert first["order"]["status"] == "PENDING_PAYMENT"
