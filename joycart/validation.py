@@ -33,7 +33,7 @@ def int_range(value: int, *, field: str, low: int, high: int, label: str) -> int
 
 def email(value: str, *, field: str = "email") -> str:
     cleaned = value.strip()
-    if len(cleaned) > 254 or not EMAIL_RE.match(cleaned):
+    if len(cleaned) > 254 or not EMAIL_RE.match(cleaned) or not cleaned.isprintable():
         raise InvalidInput("Enter a valid email address, like name@example.com.", field=field)
     return cleaned
 

@@ -89,7 +89,7 @@ async def register(
 
 async def login(session: AsyncSession, *, email: str, password: str, jwt_secret: str) -> AuthResult:
     """Same answer, in about the same time, for a wrong password and an unknown email."""
-    if len(password) > MAX_PASSWORD:
+    if len(password) > MAX_PASSWORD or not email.isprintable():
         raise InvalidCredentials("Email or password is incorrect.")
     user = await session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
     ok = await security.verify_password(user.password_hash if user else None, password)

@@ -51,6 +51,24 @@ def _sqlstate(exc: DBAPIError) -> str | None:
     )
 
 
+# Input PostgreSQL cannot store, whatever check we might have missed: a client error, not a bug.
+_BAD_INPUT_SQLSTATES = {
+    "22021": "Text must not contain NUL (\\u0000) characters.",  # character_not_in_repertoire
+    "22P05": "Text contains a character that cannot be stored.",  # untranslatable_character
+    "22001": "A text value is longer than allowed.",  # string_data_right_truncation
+    "22003": "A number is out of range.",  # numeric_value_out_of_range
+}
+
+
+def input_error_for(exc: BaseException) -> errors.InvalidInput | None:
+    """The client's mistake behind a database error, if that is what it was."""
+    if isinstance(exc, DBAPIError):
+        message = _BAD_INPUT_SQLSTATES.get(_sqlstate(exc) or "")
+        if message is not None:
+            return errors.InvalidInput(message)
+    return None
+
+
 def user_errors(
     payload: Callable[..., T],
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
@@ -74,6 +92,9 @@ def user_errors(
                             "A concurrent change got there first; try again."
                         )
                         return payload(errors=[UserError.of(conflict)])
+                    bad_input = input_error_for(exc)
+                    if bad_input is not None:
+                        return payload(errors=[UserError.of(bad_input)])
                     raise
             raise AssertionError("unreachable")
 
@@ -99,6 +120,7 @@ class MaskInternalErrors(SchemaExtension):
             if original is None or isinstance(original, GraphQLError):
                 masked.append(error)
                 continue
+            original = input_error_for(original) or original
             if isinstance(original, errors.JoyCartError):
                 masked.append(
                     GraphQLError(

@@ -196,3 +196,47 @@ async def test_production_app_serves_no_graphiql_and_no_introspection(
         assert response.json()["errors"]
         assert response.json().get("data") is None
         assert (await client.post("/graphql", json={"query": "{ __typename }"})).status_code == 200
+
+
+async def test_nul_characters_anywhere_are_refused_as_input_errors_not_500s(
+    api: Api, services: Services
+) -> None:
+    seller = await api.register("SELLER")
+    attempts = [
+        (
+            "query($s: String) { products(search: $s) { edges { cursor } } }",
+            {"s": "a\u0000b"},
+            None,
+        ),
+        (
+            "mutation($e: String!) { register(input: {email: $e, password: "
+            '"long enough pass", name: "N"}) { errors { code } } }',
+            {"e": "a\u0000@example.com"},
+            None,
+        ),
+        (
+            'mutation($e: String!) { login(input: {email: $e, password: "long enough pass"}) '
+            "{ errors { code } } }",
+            {"e": "a\u0000@example.com"},
+            None,
+        ),
+        (
+            "mutation($d: String!) { createProduct(input: {name: "
+            '"Tea", description: $d, price: 1000, stock: 1}) { errors { code field } } }',
+            {"d": "nul \u0000 inside"},
+            seller.token,
+        ),
+    ]
+    for query, variables, token in attempts:
+        response = await api.raw(query, variables, token)
+        assert response.status_code == 200
+        body = response.json()
+        assert "INTERNAL" not in response.text, body
+        codes = [e["extensions"]["code"] for e in body.get("errors", [])]
+        data = body.get("data") or {}
+        codes += [e["code"] for value in data.values() if value for e in value.get("errors", [])]
+        assert codes, body
+        assert set(codes) <= {"INVALID_INPUT", "INVALID_CREDENTIALS"}, body
+    async with services.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM users")) == 1
+        assert await conn.scalar(text("SELECT count(*) FROM products")) == 0
