@@ -104,8 +104,9 @@ async def open_gateway_session(
                 "same idempotency key in a moment."
             ) from exc
         async with sessions() as session, session.begin():
+            # Order first, then its payment: the lock order of every other writer.
+            order = await session.get_one(Order, payment.order_id, with_for_update=True)
             row = await session.get_one(Payment, payment_id, with_for_update=True)
-            order = await session.get_one(Order, row.order_id, with_for_update=True)
             row.razorpay_order_id = created.id
             row.last_gateway_error = None
             await jobs.settle(session, f"gateway-order:{payment_id}")
