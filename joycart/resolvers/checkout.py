@@ -64,15 +64,6 @@ def _fingerprint(lines: list[tuple[uuid.UUID, int]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-async def _current_payment(session: AsyncSession, order_id: uuid.UUID) -> Payment:
-    return await session.scalar(
-        select(Payment)
-        .where(Payment.order_id == order_id)
-        .order_by(Payment.sequence.desc())
-        .limit(1)
-    )  # type: ignore[return-value]
-
-
 async def place_order(
     session: AsyncSession,
     *,
@@ -100,7 +91,9 @@ async def place_order(
                 "This idempotency key was used for a different cart; use a new key.",
                 field="idempotencyKey",
             )
-        return PlacedOrder(existing, await _current_payment(session, existing.id), created=False)
+        return PlacedOrder(
+            existing, await payments.current_session(session, existing.id), created=False
+        )
     if not cart.lines:
         raise CartEmpty("Your cart is empty.")
     total = cart.total

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -219,17 +220,14 @@ async def retry_refund(session: AsyncSession, *, actor: User, refund_id: str) ->
 
 
 async def _renew_session(
-    session: AsyncSession, order: Order, items: object, all_cancelled: bool, actor: User
+    session: AsyncSession,
+    order: Order,
+    items: Sequence[OrderItem],
+    all_cancelled: bool,
+    actor: User,
 ) -> Payment | None:
     """An unpaid order now owes less: retire its session and open one for the new amount."""
-    current = await session.scalar(
-        select(Payment)
-        .where(Payment.order_id == order.id)
-        .order_by(Payment.sequence.desc())
-        .limit(1)
-        .with_for_update()
-    )
-    assert current is not None
+    current = await payments.current_session(session, order.id, lock=True)
     await session.execute(
         update(Payment)
         .where(Payment.id == current.id)
@@ -245,7 +243,7 @@ async def _renew_session(
             to_status=OrderStatus.CANCELLED,
         )
         return None
-    owed = sum(i.unit_price * i.active_quantity for i in items)  # type: ignore[attr-defined]
+    owed = sum(i.unit_price * i.active_quantity for i in items)
     payment = await payments.new_session(
         session, order=order, sequence=current.sequence + 1, amount=owed
     )

@@ -45,6 +45,21 @@ def receipt_for(order: Order, sequence: int) -> str:
     return str(order.id) if sequence == 1 else f"{order.id}/{sequence}"
 
 
+async def current_session(
+    session: AsyncSession, order_id: uuid.UUID, *, lock: bool = False
+) -> Payment:
+    """The order's newest payment session (every order has at least one)."""
+    stmt = (
+        select(Payment)
+        .where(Payment.order_id == order_id)
+        .order_by(Payment.sequence.desc())
+        .limit(1)
+    )
+    payment = await session.scalar(stmt.with_for_update() if lock else stmt)
+    assert payment is not None, "every order has a payment session"
+    return payment
+
+
 async def new_session(
     session: AsyncSession, *, order: Order, sequence: int, amount: int
 ) -> Payment:
