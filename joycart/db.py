@@ -26,8 +26,8 @@ def make_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> Asyn
     )
 
 
-def make_sessions(engine: AsyncEngine) -> Sessions:
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+def make_sessions(bind: AsyncEngine | AsyncConnection) -> Sessions:
+    return async_sessionmaker(bind, expire_on_commit=False, autoflush=False)
 
 
 @asynccontextmanager

@@ -40,7 +40,7 @@ async def external_call_lock(
         if not got:
             raise LockBusy(key)
         try:
-            yield make_sessions(conn)  # type: ignore[arg-type]
+            yield make_sessions(conn)
         finally:
             if conn.in_transaction():
                 await conn.rollback()
