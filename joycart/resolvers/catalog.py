@@ -201,7 +201,10 @@ async def list_products(
         escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(func.lower(Product.name).like(f"%{escaped}%", escape="\\"))
     if seller_id is not None:
-        sid = validation.parse_id(seller_id, field="sellerId", what="seller")
+        try:
+            sid = uuid.UUID(seller_id)
+        except ValueError:  # no seller has that ID, so none of their products exist
+            return ProductPage(rows=[], has_next=False)
         stmt = stmt.where(Product.seller_id == sid)
     if after is not None:
         stmt = stmt.where(

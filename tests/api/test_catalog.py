@@ -110,6 +110,8 @@ async def test_seller_manages_a_product_from_listing_to_deletion(
     other_seller = await api.register("SELLER")
     await api.create_product(other_seller, name="Other Tea")
     mine = (await api.gql(PRODUCTS, {"sellerId": seller.id, "search": "tea"}))["products"]
+    nobody = (await api.gql(PRODUCTS, {"sellerId": "not-a-seller-id"}))["products"]
+    assert nobody["edges"] == []
     assert [e["node"]["id"] for e in mine["edges"]] == [green]
 
     # A buyer orders the chai; another only has it in the cart when the seller deletes it.
