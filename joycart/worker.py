@@ -11,18 +11,25 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart.bootstrap import Services
 from joycart.errors import GatewayUnavailable
 from joycart.integrations.images import ImageStore, ImageStoreError, LocalImageStore
 from joycart.resolvers import jobs, orders, payments
 from joycart.resolvers.locks import LockBusy
+from joycart.resolvers.reconcile import reconcile
 from joycart.webhooks import apply_recorded
 
 log = logging.getLogger("joycart.worker")
 
 POLL_SECONDS = 1.0
+RECONCILE_EVERY = timedelta(minutes=10)
+# Webhooks usually arrive within seconds; only sessions older than this are asked about.
+RECONCILE_SESSION_AGE = timedelta(minutes=5)
 
 
 @dataclass
@@ -50,6 +57,18 @@ async def _run_job(services: Services, job: jobs.ClaimedJob) -> None:
         await payments.submit_refund(services.sessions, services.gateway, rid, wait=False)
     elif job.kind == jobs.DELETE_IMAGE:
         await _store_for(services, job.payload["store"]).delete(job.payload["key"])
+    elif job.kind == jobs.RECONCILE:
+        report = await reconcile(
+            services.sessions,
+            services.gateway,
+            refund_age=timedelta(minutes=services.settings.refund_reconcile_age_minutes),
+            session_age=RECONCILE_SESSION_AGE,
+            apply=True,
+        )
+        for line in report.applied:
+            log.warning("reconciled from Razorpay: %s", line)
+        for line in report.errors:  # asked again at the next run
+            log.warning("reconciliation could not check: %s", line)
     elif job.kind == jobs.APPLY_WEBHOOK:
         await apply_recorded(services.sessions, int(job.payload["event_row_id"]))
     else:
@@ -77,7 +96,16 @@ async def run_due_jobs(services: Services, *, limit: int = 20) -> RunStats:
         stats.jobs_done += 1
         async with services.sessions() as session, session.begin():
             await jobs.complete(session, job.id)
+            if job.kind == jobs.RECONCILE:
+                await schedule_reconciliation(session)
     return stats
+
+
+async def schedule_reconciliation(session: AsyncSession) -> None:
+    """Keep one pending reconciliation job; several workers share it (dedupe on its key)."""
+    await jobs.enqueue(
+        session, jobs.RECONCILE, {}, dedupe_key=jobs.RECONCILE, delay=RECONCILE_EVERY
+    )
 
 
 async def run_once(services: Services) -> RunStats:
@@ -91,6 +119,8 @@ async def run_once(services: Services) -> RunStats:
 
 async def run_forever(services: Services, stop: asyncio.Event) -> None:
     log.info("worker started")
+    async with services.sessions() as session, session.begin():
+        await schedule_reconciliation(session)
     while not stop.is_set():
         try:
             stats = await run_once(services)

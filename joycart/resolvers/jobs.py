@@ -25,6 +25,7 @@ CREATE_GATEWAY_ORDER = "create_gateway_order"
 SUBMIT_REFUND = "submit_refund"
 DELETE_IMAGE = "delete_image"
 APPLY_WEBHOOK = "apply_webhook"
+RECONCILE = "reconcile"  # periodic: asks Razorpay about what its webhooks may have missed
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from joycart.db import Sessions
 from joycart.integrations import razorpay as rzp
-from joycart.models import Capture, Payment, Refund, RefundStatus
+from joycart.models import Capture, Payment, PaymentStatus, Refund, RefundStatus
 from joycart.webhooks import apply_recorded, record_event
 
 log = logging.getLogger("joycart.reconcile")
@@ -61,20 +61,42 @@ async def _apply(sessions: Sessions, event_type: str, payload: dict[str, Any]) -
 
 
 async def reconcile(
-    sessions: Sessions, gateway: rzp.PaymentGateway, *, refund_age: timedelta, apply: bool
+    sessions: Sessions,
+    gateway: rzp.PaymentGateway,
+    *,
+    refund_age: timedelta,
+    apply: bool,
+    session_age: timedelta = timedelta(0),
 ) -> Report:
+    """Ask Razorpay about sessions not known to be paid and refunds not yet settled."""
     report = Report()
     now = datetime.now(UTC)
     async with sessions() as session:
+        # A CAPTURED session already has its capture; every other one may have one we missed.
         open_sessions = (
             await session.scalars(
                 select(Payment).where(
-                    Payment.razorpay_order_id.is_not(None), Payment.created_at > now - LOOKBACK
+                    Payment.razorpay_order_id.is_not(None),
+                    Payment.status != PaymentStatus.CAPTURED,
+                    Payment.created_at > now - LOOKBACK,
+                    Payment.created_at <= now - session_age,
                 )
             )
         ).all()
-        known = set((await session.scalars(select(Capture.gateway_payment_id))).all())
-        mismatched = (await session.scalars(select(Capture).where(Capture.owed.is_(False)))).all()
+        known = set(
+            (
+                await session.scalars(
+                    select(Capture.gateway_payment_id).where(
+                        Capture.payment_id.in_([p.id for p in open_sessions])
+                    )
+                )
+            ).all()
+        )
+        mismatched = (
+            await session.scalars(
+                select(Capture).where(Capture.owed.is_(False), Capture.created_at > now - LOOKBACK)
+            )
+        ).all()
         stale = (
             await session.scalars(
                 select(Refund).where(
@@ -82,9 +104,15 @@ async def reconcile(
                 )
             )
         ).all()
-        capture_payment = {
-            c.id: c.gateway_payment_id for c in (await session.scalars(select(Capture))).all()
-        }
+        capture_payment = dict(
+            (
+                await session.execute(
+                    select(Capture.id, Capture.gateway_payment_id).where(
+                        Capture.id.in_([r.capture_id for r in stale])
+                    )
+                )
+            ).all()
+        )
     for payment in open_sessions:
         assert payment.razorpay_order_id is not None
         try:

@@ -9,8 +9,9 @@ from sqlalchemy import text
 from joycart.bootstrap import Services
 from joycart.integrations.razorpay_sim import RazorpaySimulator
 from joycart.resolvers.reconcile import reconcile
+from joycart.worker import run_due_jobs, schedule_reconciliation
 from tests.api.test_cancellation import cancel, paid_order
-from tests.helpers import Api, assert_invariants
+from tests.helpers import Api, assert_invariants, make_jobs_due
 
 
 async def test_reconcile_reports_then_applies_a_lost_capture_and_a_lost_refund_webhook(
@@ -56,4 +57,35 @@ async def test_reconcile_reports_then_applies_a_lost_capture_and_a_lost_refund_w
     )
     assert again.unrecorded_captures == []
     assert again.stale_refunds == []
+    await assert_invariants(services.engine)
+
+
+async def test_the_worker_reconciles_on_its_own_and_keeps_one_job_scheduled(
+    api: Api, razorpay: RazorpaySimulator, services: Services
+) -> None:
+    seller = await api.register("SELLER")
+    buyer = await api.register("USER")
+    product = await api.create_product(seller, price=5_000, stock=2)
+    await api.add_to_cart(buyer, product, 1)
+    order = (await api.checkout(buyer))["order"]
+    razorpay.pay(order["payment"]["razorpayOrderId"])  # captured; the webhook is lost
+    async with services.sessions() as session, session.begin():
+        await schedule_reconciliation(session)
+        await schedule_reconciliation(session)  # a second worker starting: still one job
+
+    await make_jobs_due(services.engine)
+    await run_due_jobs(services)  # the session is too young to ask about yet
+    async with services.engine.begin() as conn:
+        assert await conn.scalar(text("SELECT status FROM orders")) == "PENDING_PAYMENT"
+        await conn.execute(text("UPDATE payments SET created_at = now() - interval '6 minutes'"))
+
+    await make_jobs_due(services.engine)
+    await run_due_jobs(services)
+
+    async with services.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT status FROM orders")) == "PAID"
+        pending = await conn.scalar(
+            text("SELECT count(*) FROM jobs WHERE kind = 'reconcile' AND status = 'PENDING'")
+        )
+    assert pending == 1
     await assert_invariants(services.engine)
