@@ -10,19 +10,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-from typing import Any
 
 import orjson
-from sqlalchemy import text
-from sqlalchemy.dialects.postgresql import insert
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from joycart.bootstrap import Services
-from joycart.db import Sessions
-from joycart.models import WebhookEvent
-from joycart.models.base import utcnow
-from joycart.resolvers import jobs, payments
+from joycart.resolvers import jobs
+from joycart.resolvers.inbox import apply_recorded, record_event
 
 log = logging.getLogger("joycart.webhooks")
 
@@ -32,50 +27,6 @@ def signature_is_valid(body: bytes, signature: str | None, secret: str) -> bool:
         return False
     expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, signature.lower())
-
-
-async def record_event(
-    sessions: Sessions, body: bytes, payload: dict[str, Any], event_id: str | None
-) -> tuple[int, bool]:
-    """Store the event once; returns its row id and whether it was already applied."""
-    async with sessions() as session, session.begin():
-        row = (
-            await session.execute(
-                insert(WebhookEvent)
-                .values(
-                    body_sha256=hashlib.sha256(body).digest(),
-                    event_type=str(payload.get("event", ""))[:80],
-                    event_id_header=event_id[:80] if event_id else None,
-                    payload=payload,
-                    deliveries=1,
-                )
-                .on_conflict_do_update(
-                    index_elements=[WebhookEvent.body_sha256],
-                    set_={"deliveries": WebhookEvent.deliveries + 1},
-                )
-                .returning(WebhookEvent.id, WebhookEvent.processed_at)
-            )
-        ).one()
-    return row.id, row.processed_at is not None
-
-
-async def apply_recorded(
-    sessions: Sessions, event_row_id: int, *, lock_timeout_ms: int | None = None
-) -> str:
-    """Apply a recorded event under row locks, at most once."""
-    async with sessions() as session, session.begin():
-        if lock_timeout_ms is not None:
-            await session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
-        event = await session.get_one(WebhookEvent, event_row_id, with_for_update=True)
-        if event.processed_at is not None:
-            return event.outcome or "already applied"
-        outcome = await payments.apply_event(
-            session, event_type=event.event_type, payload=event.payload, event_id=event.id
-        )
-        event.outcome = outcome[:500]
-        event.processed_at = utcnow()
-    log.info("webhook %s (%s): %s", event_row_id, event.event_type, outcome)
-    return outcome
 
 
 async def razorpay_webhook(request: Request, services: Services) -> Response:

@@ -20,9 +20,9 @@ from joycart.bootstrap import Services
 from joycart.errors import GatewayUnavailable
 from joycart.integrations.images import ImageStore, ImageStoreError, LocalImageStore
 from joycart.resolvers import jobs, orders, payments
+from joycart.resolvers.inbox import apply_recorded
 from joycart.resolvers.locks import LockBusy
 from joycart.resolvers.reconcile import reconcile
-from joycart.webhooks import apply_recorded
 
 log = logging.getLogger("joycart.worker")
 

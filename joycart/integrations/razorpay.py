@@ -13,6 +13,8 @@ with refunds protected by `X-Refund-Idempotency`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import threading
 from dataclasses import dataclass
@@ -68,6 +70,10 @@ class GatewayPayment:
 
 class PaymentGateway(Protocol):
     key_id: str
+
+    def payment_signature_is_valid(
+        self, *, order_id: str, payment_id: str, signature: str
+    ) -> bool: ...
 
     async def create_order(
         self, *, amount: int, currency: str, receipt: str, notes: dict[str, str]
@@ -161,6 +167,13 @@ class RazorpayGateway:
         if not isinstance(result, dict):
             raise GatewayUnavailable(f"unexpected answer to {what}: {result!r}"[:300])
         return result
+
+    def payment_signature_is_valid(self, *, order_id: str, payment_id: str, signature: str) -> bool:
+        """Checkout's handler signature: hex HMAC-SHA256 of "order_id|payment_id" with the key
+        secret. `order_id` must be ours, never the one the browser reports."""
+        message = f"{order_id}|{payment_id}".encode()
+        expected = hmac.new(self._key_secret.encode(), message, hashlib.sha256).hexdigest()
+        return hmac.compare_digest(expected, signature)
 
     async def create_order(
         self, *, amount: int, currency: str, receipt: str, notes: dict[str, str]

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from joycart.db import Sessions
 from joycart.integrations import razorpay as rzp
 from joycart.models import Capture, Payment, PaymentStatus, Refund, RefundStatus
-from joycart.webhooks import apply_recorded, record_event
+from joycart.resolvers.inbox import apply_recorded, record_event
 
 log = logging.getLogger("joycart.reconcile")
 
@@ -58,6 +58,18 @@ async def _apply(sessions: Sessions, event_type: str, payload: dict[str, Any]) -
         sessions, body, envelope, f"reconcile-{hashlib.sha256(body).hexdigest()[:12]}"
     )
     return await apply_recorded(sessions, row_id)
+
+
+async def apply_capture(sessions: Sessions, gp: rzp.GatewayPayment) -> str:
+    """What Razorpay's API reports captured, applied as its `payment.captured` webhook would be."""
+    entity = {
+        "id": gp.id,
+        "order_id": gp.order_id,
+        "amount": gp.amount,
+        "currency": gp.currency,
+        "status": gp.status,
+    }
+    return await _apply(sessions, "payment.captured", {"payment": {"entity": entity}})
 
 
 async def reconcile(
@@ -128,17 +140,7 @@ async def reconcile(
                 f"(our order {payment.order_id})"
             )
             if apply:
-                entity = {
-                    "id": gp.id,
-                    "order_id": gp.order_id,
-                    "amount": gp.amount,
-                    "currency": gp.currency,
-                    "status": gp.status,
-                }
-                outcome = await _apply(
-                    sessions, "payment.captured", {"payment": {"entity": entity}}
-                )
-                report.applied.append(f"{gp.id}: {outcome}")
+                report.applied.append(f"{gp.id}: {await apply_capture(sessions, gp)}")
     for capture in mismatched:
         report.mismatches.append(
             f"{capture.gateway_payment_id}: captured {capture.amount} {capture.currency}, not owed"
