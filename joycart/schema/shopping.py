@@ -7,7 +7,7 @@ from datetime import timedelta
 import strawberry
 
 from joycart.models import Role
-from joycart.resolvers import cart, checkout
+from joycart.resolvers import cart, checkout, confirm
 from joycart.resolvers.cart import CartView
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.types import Cart, CartItem, JCInfo, Money, Order, Product
@@ -35,6 +35,19 @@ class CartPayload:
 
 @strawberry.type
 class CheckoutPayload:
+    order: Order | None = None
+    errors: list[UserError] = strawberry.field(default_factory=list)
+
+
+@strawberry.input(description="The three fields Razorpay Checkout hands to its `handler`.")
+class ConfirmPaymentInput:
+    razorpay_order_id: str
+    razorpay_payment_id: str
+    razorpay_signature: str
+
+
+@strawberry.type
+class OrderPayload:
     order: Order | None = None
     errors: list[UserError] = strawberry.field(default_factory=list)
 
@@ -94,3 +107,25 @@ class ShoppingMutation:
         order = Order.of(result.order)
         errors = [UserError.of(result.gateway_error)] if result.gateway_error else []
         return CheckoutPayload(order=order, errors=errors)
+
+    @strawberry.mutation(
+        description="Report Razorpay Checkout's handler result. The signature is verified and "
+        "Razorpay is asked about the payment; the order is PAID only if Razorpay reports the "
+        "capture (otherwise its webhook settles it later). Never trusted on its own."
+    )
+    @user_errors(OrderPayload)
+    async def confirm_payment(
+        self, info: JCInfo, order_id: strawberry.ID, input: ConfirmPaymentInput
+    ) -> OrderPayload:
+        ctx = info.context
+        buyer = await ctx.require_user(Role.USER)
+        row = await confirm.confirm_payment(
+            ctx.services.sessions,
+            ctx.services.gateway,
+            buyer=buyer,
+            order_id=order_id,
+            razorpay_order_id=input.razorpay_order_id,
+            razorpay_payment_id=input.razorpay_payment_id,
+            razorpay_signature=input.razorpay_signature,
+        )
+        return OrderPayload(order=Order.of(row))
