@@ -129,3 +129,18 @@ async def test_50_concurrent_checkouts_with_one_key_make_one_order_and_one_razor
         assert await conn.scalar(text("SELECT count(*) FROM orders")) == 1
         assert await conn.scalar(text("SELECT stock FROM products")) == 7
     await assert_invariants(services.engine)
+
+
+async def test_an_order_total_above_the_maximum_is_refused_and_holds_no_stock(
+    api: Api, services: Services, razorpay: RazorpaySimulator
+) -> None:
+    seller = await api.register("SELLER")
+    buyer = await api.register("USER")
+    product = await api.create_product(seller, price=600_000_000, stock=2)  # ₹60 lakh
+    await api.add_to_cart(buyer, product, 1)
+    result = await api.checkout(buyer)
+    assert [(e["code"], e["field"]) for e in result["errors"]] == [("INVALID_INPUT", "cart")]
+    async with services.engine.connect() as conn:
+        assert await conn.scalar(text("SELECT count(*) FROM orders")) == 0
+        assert await conn.scalar(text("SELECT stock FROM products")) == 2
+    assert razorpay.requests_to("POST", "/v1/orders") == []
