@@ -172,6 +172,14 @@ async def owe_refund_call(session: AsyncSession, refund: Refund) -> None:
     )
 
 
+async def _call_answered(session: AsyncSession, refund: Refund) -> tuple[Order, Refund]:
+    """Razorpay answered our refund call: lock order, then refund, and settle the owed job."""
+    order = await session.get_one(Order, refund.order_id, with_for_update=True)
+    row = await session.get_one(Refund, refund.id, with_for_update=True)
+    await jobs.settle(session, f"refund:{refund.id}")
+    return order, row
+
+
 async def submit_refund(
     sessions: Sessions, gateway: rzp.PaymentGateway, refund_id: uuid.UUID, *, wait: bool
 ) -> Refund:
@@ -205,9 +213,7 @@ async def submit_refund(
             )
         except rzp.GatewayRejected as exc:
             async with sessions() as session, session.begin():
-                order = await session.get_one(Order, refund.order_id, with_for_update=True)
-                row = await session.get_one(Refund, refund_id, with_for_update=True)
-                await jobs.settle(session, f"refund:{refund_id}")
+                order, row = await _call_answered(session, refund)
                 if row.status is RefundStatus.INITIATED and row.gateway_refund_id is None:
                     row.status = RefundStatus.FAILED
                     row.failure_reason = f"Razorpay refused the refund: {exc}"[:500]
@@ -222,17 +228,12 @@ async def submit_refund(
                     )
                 return row
         except rzp.GatewayUnavailable as exc:
-            async with sessions() as session, session.begin():
-                row = await session.get_one(Refund, refund_id)
-                row.failure_reason = None
-                log.warning("refund %s not submitted yet: %s", refund_id, exc)
+            log.warning("refund %s not submitted yet: %s", refund_id, exc)
             raise GatewayUnavailable(
                 "Razorpay could not be reached; the refund will be retried."
             ) from exc
         async with sessions() as session, session.begin():
-            order = await session.get_one(Order, refund.order_id, with_for_update=True)
-            row = await session.get_one(Refund, refund_id, with_for_update=True)
-            await jobs.settle(session, f"refund:{refund_id}")
+            order, row = await _call_answered(session, refund)
             if row.gateway_refund_id is None:
                 row.gateway_refund_id = answer.id
                 events.record(
