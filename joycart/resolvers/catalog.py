@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import delete, func, select, update
@@ -22,6 +21,7 @@ from joycart.models import (
 )
 from joycart.models.catalog import MAX_PRICE, MAX_STOCK, MIN_PRICE
 from joycart.resolvers import jobs
+from joycart.resolvers.pages import Page, Position, newest_first
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 5000
@@ -180,20 +180,14 @@ async def adjust_stock(
     return product
 
 
-@dataclass(frozen=True)
-class ProductPage:
-    rows: list[Product]
-    has_next: bool
-
-
 async def list_products(
     session: AsyncSession,
     *,
     first: int,
-    after: tuple[datetime, uuid.UUID] | None,
+    after: Position | None,
     search: str | None,
     seller_id: str | None,
-) -> ProductPage:
+) -> Page[Product]:
     """Live products, newest first, optionally by name (trigram index) or seller."""
     stmt = select(Product).where(Product.deleted_at.is_(None))
     if search is not None and search.strip():
@@ -204,21 +198,9 @@ async def list_products(
         try:
             sid = uuid.UUID(seller_id)
         except ValueError:  # no seller has that ID, so none of their products exist
-            return ProductPage(rows=[], has_next=False)
+            return Page(rows=[], has_next=False)
         stmt = stmt.where(Product.seller_id == sid)
-    if after is not None:
-        stmt = stmt.where(
-            (Product.created_at < after[0])
-            | ((Product.created_at == after[0]) & (Product.id < after[1]))
-        )
-    rows = list(
-        (
-            await session.scalars(
-                stmt.order_by(Product.created_at.desc(), Product.id.desc()).limit(first + 1)
-            )
-        ).all()
-    )
-    return ProductPage(rows=rows[:first], has_next=len(rows) > first)
+    return await newest_first(session, stmt, Product, first=first, after=after)
 
 
 async def get_product(session: AsyncSession, *, product_id: str) -> Product | None:

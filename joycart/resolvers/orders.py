@@ -29,6 +29,7 @@ from joycart.models import (
     User,
 )
 from joycart.resolvers import events, payments
+from joycart.resolvers.pages import Page, Position, newest_first
 
 PAID_STATES = (OrderStatus.PAID, OrderStatus.PARTIALLY_CANCELLED)
 ENDED_STATES = (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
@@ -41,6 +42,22 @@ class CancelResult:
     item: OrderItem
     refund: Refund | None
     new_payment: Payment | None
+
+
+async def buyer_orders(
+    session: AsyncSession, *, buyer: User, first: int, after: Position | None
+) -> Page[Order]:
+    """The buyer's orders, newest first."""
+    stmt = select(Order).where(Order.buyer_id == buyer.id)
+    return await newest_first(session, stmt, Order, first=first, after=after)
+
+
+async def seller_items(
+    session: AsyncSession, *, seller: User, first: int, after: Position | None
+) -> Page[OrderItem]:
+    """Items of the seller's products across all orders, newest first."""
+    stmt = select(OrderItem).where(OrderItem.seller_id == seller.id)
+    return await newest_first(session, stmt, OrderItem, first=first, after=after)
 
 
 async def visible_order(session: AsyncSession, *, viewer: User, order_id: str) -> Order | None:

@@ -9,10 +9,8 @@ from joycart.resolvers import catalog
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.pagination import (
     Connection,
-    Edge,
-    PageInfo,
+    connection,
     decode_cursor,
-    encode_cursor,
     page_size,
 )
 from joycart.schema.types import JCInfo, Product, selected_subfields
@@ -60,12 +58,11 @@ class CatalogQuery:
         seller_id: strawberry.ID | None = None,
     ) -> Connection[Product]:
         size = page_size(first)
-        position = decode_cursor(after)
         async with info.context.read() as session:
             page = await catalog.list_products(
                 session,
                 first=size,
-                after=(position.created_at, position.id) if position else None,
+                after=decode_cursor(after),
                 search=search,
                 seller_id=seller_id,
             )
@@ -73,13 +70,7 @@ class CatalogQuery:
             nodes = await Product.many(
                 info, session, page.rows, seller="seller" in wanted, images="images" in wanted
             )
-        edges = [Edge(cursor=encode_cursor(n.created_at, n.row.id), node=n) for n in nodes]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None
-            ),
-        )
+        return connection(page.rows, nodes, page.has_next)
 
     @strawberry.field
     async def product(self, info: JCInfo, id: strawberry.ID) -> Product | None:

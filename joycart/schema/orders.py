@@ -5,19 +5,14 @@ from __future__ import annotations
 import logging
 
 import strawberry
-from sqlalchemy import select
 
 from joycart.errors import GatewayUnavailable
-from joycart.models import Order as OrderRow
-from joycart.models import OrderItem as OrderItemRow
 from joycart.resolvers import orders, payments
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.pagination import (
     Connection,
-    Edge,
-    PageInfo,
+    connection,
     decode_cursor,
-    encode_cursor,
     page_size,
 )
 from joycart.schema.types import JCInfo, Order, OrderItem, Refund
@@ -44,34 +39,12 @@ class OrdersQuery:
     async def orders(
         self, info: JCInfo, first: int | None = 20, after: str | None = None
     ) -> Connection[Order]:
-        size = page_size(first)
-        position = decode_cursor(after)
         user = await info.context.require_user()
-        stmt = select(OrderRow).where(OrderRow.buyer_id == user.id)
-        if position is not None:
-            stmt = stmt.where(
-                (OrderRow.created_at < position.created_at)
-                | ((OrderRow.created_at == position.created_at) & (OrderRow.id < position.id))
-            )
         async with info.context.read() as session:
-            rows = list(
-                (
-                    await session.scalars(
-                        stmt.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).limit(
-                            size + 1
-                        )
-                    )
-                ).all()
+            page = await orders.buyer_orders(
+                session, buyer=user, first=page_size(first), after=decode_cursor(after)
             )
-        edges = [
-            Edge(cursor=encode_cursor(r.created_at, r.id), node=Order.of(r)) for r in rows[:size]
-        ]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
-            ),
-        )
+        return connection(page.rows, [Order.of(r) for r in page.rows], page.has_next)
 
     @strawberry.field(description="An order its buyer, or a seller of one of its items, may see.")
     async def order(self, info: JCInfo, id: strawberry.ID) -> Order | None:
@@ -86,38 +59,12 @@ class OrdersQuery:
     async def seller_order_items(
         self, info: JCInfo, first: int | None = 20, after: str | None = None
     ) -> Connection[OrderItem]:
-        size = page_size(first)
-        position = decode_cursor(after)
         user = await info.context.require_user()
-        stmt = select(OrderItemRow).where(OrderItemRow.seller_id == user.id)
-        if position is not None:
-            stmt = stmt.where(
-                (OrderItemRow.created_at < position.created_at)
-                | (
-                    (OrderItemRow.created_at == position.created_at)
-                    & (OrderItemRow.id < position.id)
-                )
-            )
         async with info.context.read() as session:
-            rows = list(
-                (
-                    await session.scalars(
-                        stmt.order_by(OrderItemRow.created_at.desc(), OrderItemRow.id.desc()).limit(
-                            size + 1
-                        )
-                    )
-                ).all()
+            page = await orders.seller_items(
+                session, seller=user, first=page_size(first), after=decode_cursor(after)
             )
-        edges = [
-            Edge(cursor=encode_cursor(r.created_at, r.id), node=OrderItem.of(r))
-            for r in rows[:size]
-        ]
-        return Connection(
-            edges=edges,
-            page_info=PageInfo(
-                has_next_page=len(rows) > size, end_cursor=edges[-1].cursor if edges else None
-            ),
-        )
+        return connection(page.rows, [OrderItem.of(r) for r in page.rows], page.has_next)
 
 
 @strawberry.type

@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import strawberry
 
 from joycart.errors import InvalidInput
+from joycart.resolvers.pages import Position
 
 MAX_PAGE = 100
 NodeT = TypeVar("NodeT")
@@ -35,12 +36,6 @@ class Connection(Generic[NodeT]):
     page_info: PageInfo
 
 
-@dataclass(frozen=True)
-class Position:
-    created_at: datetime
-    id: uuid.UUID
-
-
 def encode_cursor(created_at: datetime, row_id: uuid.UUID) -> str:
     raw = f"{created_at.isoformat()}|{row_id}".encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -58,6 +53,21 @@ def decode_cursor(cursor: str | None) -> Position | None:
 
 
 DEFAULT_PAGE = 20
+
+
+class Keyed(Protocol):
+    created_at: datetime
+    id: uuid.UUID
+
+
+def connection(rows: Sequence[Keyed], nodes: Sequence[NodeT], has_next: bool) -> Connection[NodeT]:
+    """A Relay connection of `nodes`, each with the cursor of the row it was built from."""
+    edges = [
+        Edge(cursor=encode_cursor(row.created_at, row.id), node=node)
+        for row, node in zip(rows, nodes, strict=True)
+    ]
+    end = edges[-1].cursor if edges else None
+    return Connection(edges=edges, page_info=PageInfo(has_next_page=has_next, end_cursor=end))
 
 
 def page_size(first: int | None) -> int:
