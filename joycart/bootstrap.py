@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,7 +24,6 @@ class Services:
     gateway: PaymentGateway
     images: ImageStore
     webhook_secret: str
-    closers: list[object] = field(default_factory=list)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import uvicorn
@@ -20,6 +21,9 @@ from joycart.app import create_app
 from joycart.bootstrap import Services, build_services
 from joycart.config import ConfigError, Settings, resolve_settings
 from joycart.embedded_db import EmbeddedPostgres
+
+if TYPE_CHECKING:
+    from joycart.integrations.razorpay_sim import RazorpaySimulator
 
 log = logging.getLogger("joycart")
 
@@ -38,7 +42,7 @@ class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.embedded: EmbeddedPostgres | None = None
-        self.simulator: object | None = None
+        self.simulator: RazorpaySimulator | None = None
 
     async def database_url(self) -> str:
         if self.settings.database_url:
@@ -70,7 +74,7 @@ class Runtime:
 
     def stop(self) -> None:
         if self.simulator is not None:
-            self.simulator.stop()  # type: ignore[attr-defined]
+            self.simulator.stop()
             self.simulator = None
         if self.embedded is not None:
             self.embedded.stop()

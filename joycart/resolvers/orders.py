@@ -79,9 +79,13 @@ async def visible_order(session: AsyncSession, *, viewer: User, order_id: str) -
     return order if sells is not None else None
 
 
-def _return_stock(
+async def _return_to_stock(
     session: AsyncSession, item: OrderItem, units: int, reason: StockReason, actor: User | None
 ) -> None:
+    """Units back on the shelf, and the ledger row that says why: always together."""
+    await session.execute(
+        update(Product).where(Product.id == item.product_id).values(stock=Product.stock + units)
+    )
     session.add(
         StockMovement(
             product_id=item.product_id,
@@ -90,12 +94,6 @@ def _return_stock(
             order_id=item.order_id,
             actor_id=actor.id if actor else None,
         )
-    )
-
-
-async def _restock(session: AsyncSession, item: OrderItem, units: int) -> None:
-    await session.execute(
-        update(Product).where(Product.id == item.product_id).values(stock=Product.stock + units)
     )
 
 
@@ -139,8 +137,7 @@ async def cancel_item(
         else OrderItemStatus.PARTIALLY_CANCELLED
     )
     if item.product_id is not None:
-        await _restock(session, item, units)
-        _return_stock(session, item, units, StockReason.CANCELLATION, actor)
+        await _return_to_stock(session, item, units, StockReason.CANCELLATION, actor)
     role = "buyer" if actor.id == order.buyer_id else "seller"
     events.record(
         session,
@@ -297,8 +294,9 @@ async def expire_due_orders(session: AsyncSession, *, limit: int = 50) -> int:
         ).all()
         for item in items:
             if item.active_quantity and item.product_id is not None:
-                await _restock(session, item, item.active_quantity)
-                _return_stock(session, item, item.active_quantity, StockReason.EXPIRY, None)
+                await _return_to_stock(
+                    session, item, item.active_quantity, StockReason.EXPIRY, None
+                )
         await session.execute(
             update(Payment)
             .where(Payment.order_id == order.id, Payment.status.in_(payments.OPEN_SESSION_STATES))
