@@ -112,6 +112,13 @@ class OrderEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)
     kind: Mapped[str] = mapped_column(String(60))
+    # What changed: the order itself, or one of its rows (ITEM, PAYMENT, REFUND, ...).
+    subject: Mapped[str] = mapped_column(String(16), default="ORDER", server_default="ORDER")
+    subject_id: Mapped[uuid.UUID | None] = mapped_column()
+    # The item the event concerns, if any: what a seller of that item may read of the history.
+    order_item_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("order_items.id"), index=True
+    )
     from_status: Mapped[str | None] = mapped_column(String(32))
     to_status: Mapped[str | None] = mapped_column(String(32))
     actor: Mapped[str] = mapped_column(String(120))

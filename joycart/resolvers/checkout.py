@@ -37,7 +37,7 @@ from joycart.models import (
     StockReason,
     User,
 )
-from joycart.resolvers import events, payments
+from joycart.resolvers import payments, states
 from joycart.resolvers.cart import _require_buyer, view_cart
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -154,7 +154,7 @@ async def place_order(
         )
     payment = await payments.new_session(session, order=order, sequence=1, amount=total)
     await session.execute(delete(CartItem).where(CartItem.user_id == buyer.id))
-    events.record(
+    states.record(
         session,
         order,
         "ORDER_PLACED",
