@@ -7,7 +7,7 @@ import strawberry
 from joycart.models import Role
 from joycart.resolvers import auth
 from joycart.schema.errors import UserError, user_errors
-from joycart.schema.types import JCInfo, User
+from joycart.schema.types import JCInfo, User, Viewer
 
 MAX_LOGINS_PER_WINDOW = 10
 MAX_REGISTRATIONS_PER_WINDOW = 20
@@ -39,7 +39,7 @@ class AuthPayload:
         return cls(
             access_token=result.access_token,
             refresh_token=result.refresh_token,
-            user=User.of(result.user),
+            user=User.of(result.user, Viewer.of(result.user)),
         )
 
 
@@ -55,7 +55,7 @@ class AuthQuery:
     @strawberry.field(description="The signed-in account, or null when anonymous.")
     async def me(self, info: JCInfo) -> User | None:
         user = await info.context.user()
-        return User.of(user) if user is not None else None
+        return User.of(user, Viewer.of(user)) if user is not None else None
 
 
 @strawberry.type

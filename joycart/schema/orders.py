@@ -15,7 +15,7 @@ from joycart.schema.pagination import (
     decode_cursor,
     page_size,
 )
-from joycart.schema.types import JCInfo, Order, OrderItem, Refund
+from joycart.schema.types import JCInfo, Order, OrderItem, Refund, Viewer
 
 log = logging.getLogger("joycart.graphql")
 
@@ -44,7 +44,8 @@ class OrdersQuery:
             page = await orders.buyer_orders(
                 session, buyer=user, first=page_size(first), after=decode_cursor(after)
             )
-        return connection(page.rows, [Order.of(r) for r in page.rows], page.has_next)
+        viewer = Viewer.of(user)
+        return connection(page.rows, [Order.of(r, viewer) for r in page.rows], page.has_next)
 
     @strawberry.field(description="An order its buyer, or a seller of one of its items, may see.")
     async def order(self, info: JCInfo, id: strawberry.ID) -> Order | None:
@@ -53,7 +54,7 @@ class OrdersQuery:
             return None
         async with info.context.read() as session:
             row = await orders.visible_order(session, viewer=user, order_id=id)
-        return Order.of(row) if row is not None else None
+        return Order.of(row, Viewer.of(user)) if row is not None else None
 
     @strawberry.field(description="Items of the caller's products across all orders, newest first.")
     async def seller_order_items(
@@ -64,7 +65,8 @@ class OrdersQuery:
             page = await orders.seller_items(
                 session, seller=user, first=page_size(first), after=decode_cursor(after)
             )
-        return connection(page.rows, [OrderItem.of(r) for r in page.rows], page.has_next)
+        viewer = Viewer.of(user)
+        return connection(page.rows, [OrderItem.of(r, viewer) for r in page.rows], page.has_next)
 
 
 @strawberry.type
@@ -101,8 +103,8 @@ class OrdersMutation:
         except GatewayUnavailable as exc:
             log.warning("cancel of %s committed; gateway call deferred: %s", order_item_id, exc)
         return CancelItemPayload(
-            order_item=OrderItem.of(result.item),
-            refund=Refund.of(refund_row) if refund_row is not None else None,
+            order_item=OrderItem.of(result.item, Viewer.of(actor)),
+            refund=Refund.of(refund_row, Viewer.of(actor)) if refund_row is not None else None,
         )
 
     @strawberry.mutation(
@@ -120,4 +122,4 @@ class OrdersMutation:
             )
         except GatewayUnavailable as exc:
             log.warning("refund %s committed; gateway call deferred: %s", refund.id, exc)
-        return RefundPayload(refund=Refund.of(refund))
+        return RefundPayload(refund=Refund.of(refund, Viewer.of(actor)))
