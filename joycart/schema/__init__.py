@@ -21,6 +21,7 @@ from strawberry.tools import merge_types
 
 from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
+from joycart.schema.cost import QueryCostRule
 from joycart.schema.errors import MaskInternalErrors, QuietSchema
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
@@ -40,6 +41,7 @@ Mutation = merge_types(
 _RULES: list[type[ASTValidationRule]] = [
     depth_rule(MAX_DEPTH, None, None),
     max_aliases_rule(MAX_ALIASES),
+    QueryCostRule,  # priced from the text alone, so its verdict is cached with validation
 ]
 
 
