@@ -122,7 +122,15 @@ async def _serve(host: str, port: int, with_worker: bool) -> None:
 
     app = create_app(services, lifespan=lifespan)
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="info", proxy_headers=True, access_log=False
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        # The client's address (rate limits) comes from X-Forwarded-For only when the peer is
+        # one of these proxies; any other peer's header is ignored.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxy_list,
+        access_log=False,
     )
     try:
         await uvicorn.Server(config).serve()

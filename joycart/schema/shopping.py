@@ -7,8 +7,9 @@ from datetime import timedelta
 import strawberry
 
 from joycart.models import Role
-from joycart.resolvers import cart, checkout, confirm
+from joycart.resolvers import cart, checkout, confirm, limits
 from joycart.resolvers.cart import CartView
+from joycart.schema.auth import enforce_limits
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.types import Cart, CartItem, JCInfo, Money, Order, Product, Viewer
 
@@ -119,6 +120,9 @@ class ShoppingMutation:
     ) -> OrderPayload:
         ctx = info.context
         buyer = await ctx.require_user(Role.USER)
+        # Each confirmation asks Razorpay: a per-account cap keeps one client from spending our
+        # API quota (and a signature oracle) at will.
+        await enforce_limits(info, [(limits.CONFIRM_PAYMENT_PER_USER, str(buyer.id))])
         row = await confirm.confirm_payment(
             ctx.services.sessions,
             ctx.services.gateway,
