@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -121,6 +122,9 @@ async def _serve(host: str, port: int, with_worker: bool) -> None:
             runtime.stop()
 
     app = create_app(services, lifespan=lifespan)
+    # Everything built so far lives as long as the process: keep it out of the collector's
+    # full passes, which otherwise stall every request for the time it takes to scan it all.
+    gc.freeze()
     config = uvicorn.Config(
         app,
         host=host,

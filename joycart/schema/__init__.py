@@ -19,6 +19,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from joycart.schema.admission import AdmitByCost
 from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
 from joycart.schema.cost import QueryCostRule
@@ -51,6 +52,7 @@ def _extensions(production: bool) -> list[type[SchemaExtension] | Callable[[], S
         lambda: MaxTokensLimiter(MAX_TOKENS),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
+        AdmitByCost,
         MaskInternalErrors,
     ]
     if production:
