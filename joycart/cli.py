@@ -90,6 +90,21 @@ async def _services(runtime: Runtime, public_url: str) -> Services:
     return services
 
 
+def server_config(app: Starlette, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    """How `serve` runs the app under uvicorn."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        # The client's address (rate limits) comes from X-Forwarded-For only when the peer is
+        # one of JOYCART_TRUSTED_PROXIES; any other peer's header is ignored.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxy_list,
+        access_log=False,
+    )
+
+
 async def _serve(host: str, port: int, with_worker: bool) -> None:
     from joycart.worker import run_forever
 
@@ -125,17 +140,7 @@ async def _serve(host: str, port: int, with_worker: bool) -> None:
     # Everything built so far lives as long as the process: keep it out of the collector's
     # full passes, which otherwise stall every request for the time it takes to scan it all.
     gc.freeze()
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="info",
-        # The client's address (rate limits) comes from X-Forwarded-For only when the peer is
-        # one of these proxies; any other peer's header is ignored.
-        proxy_headers=True,
-        forwarded_allow_ips=settings.trusted_proxy_list,
-        access_log=False,
-    )
+    config = server_config(app, settings, host=host, port=port)
     try:
         await uvicorn.Server(config).serve()
     finally:
