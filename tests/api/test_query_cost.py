@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from graphql import parse, specified_rules, validate
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from joycart.bootstrap import Services
 from joycart.schema import _RULES, schema
 from joycart.schema.cost import COST_LIMIT, QueryCostRule, operation_costs
+from joycart.schema.loaders import EVENTS_PER_ORDER
 from tests.helpers import Api
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -134,3 +135,36 @@ async def test_the_price_is_computed_once_per_query_text_and_cached_with_validat
         refused = (await api.raw(heavy)).json()
         assert refused["errors"][0]["extensions"]["code"] == "QUERY_TOO_COMPLEX"
     assert len(priced) == 2  # validated once per text: the refusal is cached too
+
+
+async def test_order_lists_load_in_one_statement_per_level_and_events_are_capped(
+    api: Api, services: Services, statements: list[str]
+) -> None:
+    seller = await api.register("SELLER")
+    buyer = await api.register()
+    product = await api.create_product(seller, stock=50)
+    for _ in range(6):
+        await api.add_to_cart(buyer, product)
+        await api.checkout(buyer)
+    async with services.engine.begin() as conn:
+        newest = await conn.scalar(text("SELECT id FROM orders ORDER BY created_at DESC LIMIT 1"))
+        await conn.execute(
+            text(
+                "INSERT INTO order_events (order_id, kind, actor, detail) "
+                "SELECT :o, 'NOTE_' || n, 'test', '{}' FROM generate_series(1, :n) n"
+            ),
+            {"o": newest, "n": EVENTS_PER_ORDER + 5},
+        )
+    page = """query($n: Int!) {
+        orders(first: $n) { edges { node { id events { kind } items { id } } } } }"""
+
+    counts = []
+    for first in (1, 6):
+        statements.clear()
+        data = await api.gql(page, {"n": first}, token=buyer.token)
+        counts.append(len(statements))
+    assert counts[0] == counts[1]  # the same statements for one order or six
+    events = [e["kind"] for e in data["orders"]["edges"][0]["node"]["events"]]
+    assert len(events) == EVENTS_PER_ORDER  # the latest ones, oldest first
+    assert events[-1] == f"NOTE_{EVENTS_PER_ORDER + 5}"
+    assert events[0] == "NOTE_6"

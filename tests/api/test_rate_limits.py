@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from starlette.applications import Starlette
 
 from joycart.app import create_app
 from joycart.bootstrap import Services, build_services
@@ -185,3 +186,14 @@ async def test_the_worker_prunes_windows_that_ended_long_ago(
     async with services.engine.connect() as conn:
         left = (await conn.execute(text("SELECT key FROM rate_limit_hits"))).scalars().all()
     assert left == ["login:recent@example.com"]
+
+
+def test_trusted_proxies_default_to_localhost_and_take_addresses_and_networks(
+    data_dir: Path,
+) -> None:
+    assert make_settings(data_dir).trusted_proxy_list == ["127.0.0.1"]
+    given = make_settings(data_dir, trusted_proxies=" 10.0.0.7, 10.1.0.0/16 ,")
+    assert given.trusted_proxy_list == ["10.0.0.7", "10.1.0.0/16"]
+    config = server_config(Starlette(), given, host="127.0.0.1", port=0)
+    assert config.proxy_headers
+    assert config.forwarded_allow_ips == ["10.0.0.7", "10.1.0.0/16"]
