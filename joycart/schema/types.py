@@ -31,7 +31,7 @@ JCInfo = Info[Context, None]
 
 if TYPE_CHECKING:
     from joycart.schema.addresses import ShippingAddress
-    from joycart.schema.fulfilment import ItemReturn, Shipment
+    from joycart.schema.fulfilment_types import ItemReturn, Shipment
 
 
 @strawberry.type(description="An amount in the currency's minor unit (paise for INR).")
@@ -292,8 +292,8 @@ class OrderItem:
     @strawberry.field(description="Returns of this item, newest last.")
     async def returns(
         self, info: JCInfo
-    ) -> list[Annotated[ItemReturn, strawberry.lazy("joycart.schema.fulfilment")]]:
-        from joycart.schema.fulfilment import item_returns
+    ) -> list[Annotated[ItemReturn, strawberry.lazy("joycart.schema.fulfilment_types")]]:
+        from joycart.schema.fulfilment_types import item_returns
 
         return await item_returns(info, self.row)
 
@@ -389,16 +389,16 @@ class Order:
     @strawberry.field(description="Parcels sent, with tracking (a seller sees their own only).")
     async def shipments(
         self, info: JCInfo
-    ) -> list[Annotated[Shipment, strawberry.lazy("joycart.schema.fulfilment")]]:
-        from joycart.schema.fulfilment import order_shipments
+    ) -> list[Annotated[Shipment, strawberry.lazy("joycart.schema.fulfilment_types")]]:
+        from joycart.schema.fulfilment_types import order_shipments
 
         return await order_shipments(info, self.row)
 
     @strawberry.field(description="Returns asked for (a seller sees those of their items only).")
     async def returns(
         self, info: JCInfo
-    ) -> list[Annotated[ItemReturn, strawberry.lazy("joycart.schema.fulfilment")]]:
-        from joycart.schema.fulfilment import order_returns
+    ) -> list[Annotated[ItemReturn, strawberry.lazy("joycart.schema.fulfilment_types")]]:
+        from joycart.schema.fulfilment_types import order_returns
 
         return await order_returns(info, self.row)
 
