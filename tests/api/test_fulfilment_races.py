@@ -71,6 +71,26 @@ async def test_twenty_concurrent_cancels_and_shipments_never_overcommit_the_last
     await assert_invariants(services.engine)
 
 
+async def test_a_cancel_and_a_shipment_racing_for_the_last_unit_exactly_one_wins(
+    api: Api, razorpay: RazorpaySimulator, services: Services
+) -> None:
+    for round_ in range(4):  # a few rounds: either may get the order's lock first
+        order = await addressed_paid_order(api, razorpay, quantities=(1, 2, 1))
+        seller, item_id = order.sellers[1], order.items[1]["id"]
+        assert (await ship(api, seller, [(item_id, 1)]))["errors"] == []  # one unit left
+        cancelled, shipped = await asyncio.gather(
+            cancel(api, order.buyer, item_id, 1),
+            ship(api, seller, [(item_id, 1)], tracking=f"LAST{round_}"),
+        )
+        outcomes = {"cancel": cancelled, "ship": shipped}
+        won = [kind for kind, result in outcomes.items() if not result["errors"]]
+        assert len(won) == 1, outcomes
+        [loser] = [r for r in outcomes.values() if r["errors"]]
+        assert [e["code"] for e in loser["errors"]] == ["INVALID_STATE"]
+        assert await _counts(services, item_id) == ((2, 1, 1) if won == ["cancel"] else (2, 0, 2))
+        await assert_invariants(services.engine)
+
+
 async def test_concurrent_receives_of_one_return_make_one_refund(
     api: Api, razorpay: RazorpaySimulator, services: Services
 ) -> None:
