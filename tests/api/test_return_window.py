@@ -7,8 +7,10 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from joycart.bootstrap import Services
+from joycart.config import Settings
 from joycart.errors import InvalidState
 from joycart.integrations.razorpay_sim import RazorpaySimulator
 from joycart.models import User
@@ -116,3 +118,15 @@ async def test_units_count_against_the_window_of_their_own_delivery(
     with pytest.raises(InvalidState, match="has closed"):
         await ask(1, T0 + timedelta(days=13))
     await assert_invariants(services.engine)
+
+
+def test_the_window_is_read_from_joycart_return_window_days(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("JOYCART_RETURN_WINDOW_DAYS", "14")
+    assert Settings(_env_file=None).return_window_days == 14  # type: ignore[call-arg]
+    monkeypatch.setenv("JOYCART_RETURN_WINDOW_DAYS", "0")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    monkeypatch.delenv("JOYCART_RETURN_WINDOW_DAYS")
+    assert Settings(_env_file=None).return_window_days == 7  # type: ignore[call-arg]
