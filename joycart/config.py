@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     rate_limits: Literal["on", "off"] = "on"
     cors_origins: str | None = None
     public_url: str | None = None
+    return_window_days: int = Field(default=7, ge=1, le=365)
     # Not in the contract: knobs for operators and tests.
     gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=10.0)
     refund_reconcile_age_minutes: int = Field(default=60, ge=1)
