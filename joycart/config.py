@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     # these is X-Forwarded-For (the client's address, for rate limits) or X-Request-Id believed.
     trusted_proxies: str = "127.0.0.1"
     public_url: str | None = None
+    return_window_days: int = Field(default=7, ge=1, le=365)
     # Not in the contract: knobs for operators and tests.
     gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=10.0)
     refund_reconcile_age_minutes: int = Field(default=60, ge=1)

@@ -5,7 +5,10 @@ returns GraphQL documents that together select every field of every type reachab
 `type_name`, each type at most `per_path` times along one path (so `Order.items.order.items`
 is reached, and the walk ends). Every object selects `__typename`, so a checker can tell what
 it is looking at. The tree is split into several documents when one would pass the server's
-depth, token or cost limits: every field still appears in at least one of them.
+depth, token or cost limits: every field still appears in at least one of them, except the
+deepest objects of a single path that alone costs more than the limit (listed in `trimmed`).
+`walker.single(head, type_name)` gives one document (for a mutation, which runs once), trimmed
+from the deepest objects up until it fits.
 
 A field that takes a required argument cannot be selected blindly: the walker refuses it
 (`RequiredArgument`), so whoever adds one must teach the test how to call it.
@@ -44,17 +47,20 @@ class Node:
         inner = " ".join(["__typename", *self.leaves, *(c.render() for c in self.children)])
         return f"{self.name} {{ {inner} }}"
 
-    def split(self) -> list[Node]:
-        """Smaller selections that together select everything this one does: one child at a
-        time (every one with all the leaves), or the only child split in turn."""
-        if len(self.children) > 1:
-            return [Node(self.name, self.type_name, self.leaves, [c]) for c in self.children]
-        if self.children:
-            return [
-                Node(self.name, self.type_name, self.leaves, [part])
-                for part in self.children[0].split()
-            ]
-        return [self]
+    def depth(self) -> int:
+        return 1 + max((c.depth() for c in self.children), default=0)
+
+    def without_deepest(self) -> tuple[Node, str]:
+        """A copy without its deepest object (and the dotted path of what went)."""
+        if not self.children:
+            raise AssertionError(f"{self.name}: nothing left to trim")
+        deepest = max(self.children, key=lambda c: c.depth())
+        rest = [c for c in self.children if c is not deepest]
+        if not deepest.children:
+            return Node(self.name, self.type_name, self.leaves, rest), deepest.name
+        trimmed, path = deepest.without_deepest()
+        kept = [trimmed if c is deepest else c for c in self.children]
+        return Node(self.name, self.type_name, self.leaves, kept), f"{deepest.name}.{path}"
 
 
 def _named(type_ref: dict[str, Any]) -> dict[str, Any]:
@@ -64,10 +70,22 @@ def _named(type_ref: dict[str, Any]) -> dict[str, Any]:
 
 
 class Walker:
-    def __init__(self, introspection: dict[str, Any], *, per_path: int = 2) -> None:
+    def __init__(
+        self,
+        introspection: dict[str, Any],
+        *,
+        per_path: int = 2,
+        max_depth: int = MAX_DEPTH - 1,
+        limited: bool = True,
+    ) -> None:
+        """`limited=False` builds one document per root, for a schema without the server's
+        depth, token and cost limits."""
         self.types = {t["name"]: t for t in introspection["__schema"]["types"]}
         self.per_path = per_path
+        self.max_depth = max_depth
+        self.limited = limited
         self.reached: set[str] = set()
+        self.trimmed: list[str] = []
 
     def _fields(self, type_name: str) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
@@ -96,8 +114,8 @@ class Walker:
             if kind in LEAF_KINDS:
                 node.leaves.append(f["name"])
             elif kind in OBJECT_KINDS:
-                # Below the depth limit, and each type at most `per_path` times on a path.
-                if depth + 2 <= MAX_DEPTH and seen.get(target["name"], 0) < self.per_path:
+                # Within the depth bound, and each type at most `per_path` times on a path.
+                if depth < self.max_depth and seen.get(target["name"], 0) < self.per_path:
                     node.children.append(self.tree(f["name"], target["name"], seen, depth + 1))
             else:
                 raise AssertionError(f"{type_name}.{f['name']}: teach the walker kind {kind}")
@@ -105,19 +123,64 @@ class Walker:
 
     def queries(self, head: str, type_name: str, *, operation: str = "query") -> list[str]:
         """Documents `operation { head { ...every field... } }`, each within the server limits."""
-        root = self.tree(head, type_name, {}, 1)
-        pending = [root]
+        return self._pack(self.tree(head, type_name, {}, 1), [], operation)
+
+    def _pack(self, node: Node, ancestors: list[Node], operation: str) -> list[str]:
+        """As few documents as fit: `node`'s children packed greedily into groups (each with
+        all of node's leaves), a child too big alone packed in turn, one level down."""
+        whole = _document(ancestors, node, operation)
+        if not self.limited or _fits(whole):
+            return [whole]
+        if not node.children:  # this path alone costs too much: it ends one level sooner
+            self.trimmed.append(".".join(a.name for a in [*ancestors[1:], node]))
+            return []
+        bare = Node(node.name, node.type_name, node.leaves, [])
         done: list[str] = []
-        while pending:
-            node = pending.pop()
-            document = f"{operation} {{ {node.render()} }}"
-            if _fits(document):
-                done.append(document)
+        group: list[Node] = []
+        for child in node.children:
+            if _fits(
+                _document(
+                    ancestors,
+                    Node(node.name, node.type_name, node.leaves, [*group, child]),
+                    operation,
+                )
+            ):
+                group.append(child)
                 continue
-            parts = node.split()
-            assert parts != [node], f"{head}: one path alone is over the limits: {document}"
-            pending.extend(parts)
+            if group:
+                done.append(
+                    _document(
+                        ancestors, Node(node.name, node.type_name, node.leaves, group), operation
+                    )
+                )
+            group = []
+            if _fits(
+                _document(
+                    ancestors, Node(node.name, node.type_name, node.leaves, [child]), operation
+                )
+            ):
+                group = [child]
+            else:
+                done.extend(self._pack(child, [*ancestors, bare], operation))
+        if group or not done:
+            done.append(
+                _document(ancestors, Node(node.name, node.type_name, node.leaves, group), operation)
+            )
         return done
+
+    def single(self, head: str, type_name: str, *, operation: str = "mutation") -> str:
+        """One document selecting as much as fits, the deepest objects trimmed first."""
+        node = self.tree(head, type_name, {}, 1)
+        while self.limited and not _fits(f"{operation} {{ {node.render()} }}"):
+            node, path = node.without_deepest()
+            self.trimmed.append(path)
+        return f"{operation} {{ {node.render()} }}"
+
+
+def _document(ancestors: list[Node], node: Node, operation: str) -> str:
+    for above in reversed(ancestors):
+        node = Node(above.name, above.type_name, above.leaves, [node])
+    return f"{operation} {{ {node.render()} }}"
 
 
 def _fits(document: str) -> bool:

@@ -16,7 +16,6 @@ from joycart.models import (
     Capture,
     Order,
     OrderItem,
-    OrderItemStatus,
     OrderStatus,
     Payment,
     PaymentStatus,
@@ -28,10 +27,10 @@ from joycart.models import (
     StockReason,
     User,
 )
-from joycart.resolvers import payments, states
+from joycart.resolvers import payments, progress, states
 from joycart.resolvers.pages import Page, Position, newest_first
 
-PAID_STATES = (OrderStatus.PAID, OrderStatus.PARTIALLY_CANCELLED)
+PAID_STATES = progress.PAID_STATES  # PAID, PARTIALLY_CANCELLED, and the fulfilment stages
 ENDED_STATES = (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
 MAX_REASON = 500
 
@@ -124,28 +123,36 @@ async def cancel_item(
     remaining = item.active_quantity
     if remaining == 0:
         raise InvalidState("Every unit of this item is already cancelled.")
-    units = remaining if quantity is None else quantity
+    # Only units that have not shipped can be cancelled; shipped ones come back as a return.
+    unshipped = item.awaiting_shipment
+    if unshipped == 0:
+        raise InvalidState(
+            "Every remaining unit of this item has shipped, so it can no longer be cancelled. "
+            "Once it is delivered, request a return (requestReturn) to send it back for a refund."
+        )
+    units = unshipped if quantity is None else quantity
     if not 1 <= units <= remaining:
         raise InvalidInput(
             f"quantity must be between 1 and {remaining} (the units not yet cancelled).",
+            field="quantity",
+        )
+    if units > unshipped:
+        raise InvalidState(
+            f"Only {unshipped} unit(s) of this item have not shipped and can be cancelled. "
+            "For shipped units, request a return (requestReturn) once they are delivered.",
             field="quantity",
         )
     item.cancelled_quantity += units
     if item.product_id is not None:
         await _return_to_stock(session, item, units, StockReason.CANCELLATION, actor)
     who = f"{'buyer' if actor.id == order.buyer_id else 'seller'}:{actor.id}"
-    states.move(
-        session,
-        order,
-        item,
-        OrderItemStatus.CANCELLED
-        if item.active_quantity == 0
-        else OrderItemStatus.PARTIALLY_CANCELLED,
-        kind="ITEM_CANCELLED",
-        actor=who,
-        units=units,
-        reason=reason,
+    moved = progress.settle_item(
+        session, order, item, kind="ITEM_CANCELLED", actor=who, units=units, reason=reason
     )
+    if moved is None:  # the status stays (say, more units of a partly shipped item): still logged
+        states.record(
+            session, order, "ITEM_CANCELLED", actor=who, subject=item, units=units, reason=reason
+        )
     await session.flush()
     items = (await session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))).all()
     all_cancelled = all(i.active_quantity == 0 for i in items)
@@ -172,15 +179,7 @@ async def cancel_item(
         states.record(
             session, order, "REFUND_INITIATED", actor=who, subject=refund, amount=refund.amount
         )
-        ended = all_cancelled
-        states.move(
-            session,
-            order,
-            order,
-            OrderStatus.CANCELLED if ended else OrderStatus.PARTIALLY_CANCELLED,
-            kind="ORDER_CANCELLED" if ended else "ORDER_PARTIALLY_CANCELLED",
-            actor=who,
-        )
+        progress.settle_order(session, order, items, actor=who)
     else:
         new_payment = await _renew_session(session, order, items, all_cancelled, who)
     await session.flush()

@@ -9,9 +9,11 @@ A transition the table does not allow is a bug, not a client error: it raises
 Lock order, the same for every writer (so no two transactions ever wait on each other in a
 cycle):
 
-1. the buyer's row, `FOR NO KEY UPDATE` (checkout only: one cart becomes one order);
+1. the buyer's row, `FOR NO KEY UPDATE` (checkout: one cart becomes one order; and the
+   address book, which touches no order);
 2. the order row, `FOR UPDATE`;
-3. then its rows: payment sessions, items, refunds (and fulfilment rows), each by id;
+3. then its rows: payment sessions, items, refunds, then fulfilment rows (shipments, returns),
+   each kind by id;
 4. products last, in ascending id order (stock moves), across all orders a statement touches.
 """
 
@@ -35,11 +37,15 @@ from joycart.models import (
     PaymentStatus,
     Refund,
     RefundStatus,
+    Return,
+    ReturnStatus,
+    Shipment,
+    ShipmentStatus,
 )
 
 log = logging.getLogger("joycart.orders")
 
-Subject = Order | OrderItem | Payment | Refund
+Subject = Order | OrderItem | Payment | Refund | Shipment | Return
 
 
 class IllegalTransition(RuntimeError):
@@ -52,12 +58,43 @@ def _table(
     return {state: frozenset(targets) for state, targets in allowed.items()}
 
 
+# After payment an order's status follows from its items' unit counts (resolvers/progress.py);
+# these rows list every change a cancel, shipment, delivery or return can make, and
+# tests/operations/test_progress.py checks that no sequence of them makes any other.
 ORDER_TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = _table(
     {
         OrderStatus.PENDING_PAYMENT: (OrderStatus.PAID, OrderStatus.CANCELLED, OrderStatus.EXPIRED),
-        OrderStatus.PAID: (OrderStatus.PARTIALLY_CANCELLED, OrderStatus.CANCELLED),
+        OrderStatus.PAID: (
+            OrderStatus.PARTIALLY_CANCELLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.PARTIALLY_SHIPPED,
+            OrderStatus.SHIPPED,
+        ),
         # Another partial cancel leaves it partially cancelled.
-        OrderStatus.PARTIALLY_CANCELLED: (OrderStatus.PARTIALLY_CANCELLED, OrderStatus.CANCELLED),
+        OrderStatus.PARTIALLY_CANCELLED: (
+            OrderStatus.PARTIALLY_CANCELLED,
+            OrderStatus.CANCELLED,
+            OrderStatus.PARTIALLY_SHIPPED,
+            OrderStatus.SHIPPED,
+        ),
+        # Shipped units can no longer be cancelled: a cancel of the rest only completes a stage.
+        OrderStatus.PARTIALLY_SHIPPED: (
+            OrderStatus.SHIPPED,
+            OrderStatus.DELIVERED,
+            OrderStatus.RETURN_REQUESTED,
+        ),
+        OrderStatus.SHIPPED: (OrderStatus.DELIVERED, OrderStatus.RETURN_REQUESTED),
+        OrderStatus.DELIVERED: (OrderStatus.RETURN_REQUESTED,),
+        # A rejected return falls back to where its units were; a received one counts returned.
+        OrderStatus.RETURN_REQUESTED: (
+            OrderStatus.PARTIALLY_SHIPPED,
+            OrderStatus.SHIPPED,
+            OrderStatus.DELIVERED,
+            OrderStatus.PARTIALLY_RETURNED,
+            OrderStatus.RETURNED,
+        ),
+        OrderStatus.PARTIALLY_RETURNED: (OrderStatus.RETURN_REQUESTED, OrderStatus.RETURNED),
+        OrderStatus.RETURNED: (),
         OrderStatus.CANCELLED: (),
         OrderStatus.EXPIRED: (),
     }
@@ -65,11 +102,37 @@ ORDER_TRANSITIONS: Mapping[OrderStatus, frozenset[OrderStatus]] = _table(
 
 ITEM_TRANSITIONS: Mapping[OrderItemStatus, frozenset[OrderItemStatus]] = _table(
     {
-        OrderItemStatus.ACTIVE: (OrderItemStatus.PARTIALLY_CANCELLED, OrderItemStatus.CANCELLED),
+        OrderItemStatus.ACTIVE: (
+            OrderItemStatus.PARTIALLY_CANCELLED,
+            OrderItemStatus.CANCELLED,
+            OrderItemStatus.PARTIALLY_SHIPPED,
+            OrderItemStatus.SHIPPED,
+        ),
         OrderItemStatus.PARTIALLY_CANCELLED: (
             OrderItemStatus.PARTIALLY_CANCELLED,
             OrderItemStatus.CANCELLED,
+            OrderItemStatus.PARTIALLY_SHIPPED,
+            OrderItemStatus.SHIPPED,
         ),
+        OrderItemStatus.PARTIALLY_SHIPPED: (
+            OrderItemStatus.SHIPPED,
+            OrderItemStatus.DELIVERED,
+            OrderItemStatus.RETURN_REQUESTED,
+        ),
+        OrderItemStatus.SHIPPED: (OrderItemStatus.DELIVERED, OrderItemStatus.RETURN_REQUESTED),
+        OrderItemStatus.DELIVERED: (OrderItemStatus.RETURN_REQUESTED,),
+        OrderItemStatus.RETURN_REQUESTED: (
+            OrderItemStatus.PARTIALLY_SHIPPED,
+            OrderItemStatus.SHIPPED,
+            OrderItemStatus.DELIVERED,
+            OrderItemStatus.PARTIALLY_RETURNED,
+            OrderItemStatus.RETURNED,
+        ),
+        OrderItemStatus.PARTIALLY_RETURNED: (
+            OrderItemStatus.RETURN_REQUESTED,
+            OrderItemStatus.RETURNED,
+        ),
+        OrderItemStatus.RETURNED: (),
         OrderItemStatus.CANCELLED: (),
     }
 )
@@ -105,11 +168,33 @@ REFUND_TRANSITIONS: Mapping[RefundStatus, frozenset[RefundStatus]] = _table(
     }
 )
 
+# A shipment is created SHIPPED (its event names no "from"); the carrier, or for now the seller,
+# reports the delivery.
+SHIPMENT_TRANSITIONS: Mapping[ShipmentStatus, frozenset[ShipmentStatus]] = _table(
+    {
+        ShipmentStatus.SHIPPED: (ShipmentStatus.DELIVERED,),
+        ShipmentStatus.DELIVERED: (),
+    }
+)
+
+# A return is created REQUESTED by the buyer; the item's seller decides, then receives the goods
+# (which refunds them).
+RETURN_TRANSITIONS: Mapping[ReturnStatus, frozenset[ReturnStatus]] = _table(
+    {
+        ReturnStatus.REQUESTED: (ReturnStatus.APPROVED, ReturnStatus.REJECTED),
+        ReturnStatus.APPROVED: (ReturnStatus.RECEIVED,),
+        ReturnStatus.REJECTED: (),
+        ReturnStatus.RECEIVED: (),
+    }
+)
+
 TRANSITIONS: Mapping[type, Mapping[Any, frozenset[Any]]] = {
     Order: ORDER_TRANSITIONS,
     OrderItem: ITEM_TRANSITIONS,
     Payment: PAYMENT_TRANSITIONS,
     Refund: REFUND_TRANSITIONS,
+    Shipment: SHIPMENT_TRANSITIONS,
+    Return: RETURN_TRANSITIONS,
 }
 
 SUBJECT_NAMES: Mapping[type, str] = {
@@ -117,6 +202,8 @@ SUBJECT_NAMES: Mapping[type, str] = {
     OrderItem: "ITEM",
     Payment: "PAYMENT",
     Refund: "REFUND",
+    Shipment: "SHIPMENT",
+    Return: "RETURN",
 }
 
 
@@ -127,7 +214,7 @@ def can_move(subject: Subject, to: enum.Enum) -> bool:
 def _item_of(subject: Subject | None) -> uuid.UUID | None:
     if isinstance(subject, OrderItem):
         return subject.id
-    if isinstance(subject, Refund):
+    if isinstance(subject, Refund | Return):
         return subject.order_item_id
     return None
 
@@ -182,9 +269,14 @@ def move(
     kind: str,
     actor: str,
     webhook_event_id: int | None = None,
+    order_item_id: uuid.UUID | None = None,
     **detail: Any,
 ) -> OrderEvent:
-    """Move `subject` (the order or one of its rows) to `to` if its table allows, with the event."""
+    """Move `subject` (the order or one of its rows) to `to` if its table allows, with the event.
+
+    `order_item_id` names the item the event concerns when the subject does not say it (a
+    shipment holds several items: each gets an event naming it, see resolvers/fulfilment.py).
+    """
     current = subject.status
     if to not in TRANSITIONS[type(subject)][current]:
         raise IllegalTransition(
@@ -198,6 +290,7 @@ def move(
         kind,
         actor=actor,
         subject=subject,
+        order_item_id=order_item_id,
         webhook_event_id=webhook_event_id,
         from_status=current,
         to_status=to,

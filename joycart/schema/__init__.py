@@ -19,11 +19,13 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from joycart.schema.addresses import AddressesMutation, AddressesQuery
 from joycart.schema.admission import AdmitByCost
 from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
 from joycart.schema.cost import QueryCostRule
 from joycart.schema.errors import MaskInternalErrors, QuietSchema
+from joycart.schema.fulfilment import FulfilmentMutation
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
 from joycart.schema.shopping import ShoppingMutation, ShoppingQuery
@@ -32,9 +34,18 @@ MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
 
-Query = merge_types("Query", (AuthQuery, CatalogQuery, ShoppingQuery, OrdersQuery))
+Query = merge_types("Query", (AuthQuery, CatalogQuery, ShoppingQuery, OrdersQuery, AddressesQuery))
 Mutation = merge_types(
-    "Mutation", (AuthMutation, CatalogMutation, ImagesMutation, ShoppingMutation, OrdersMutation)
+    "Mutation",
+    (
+        AuthMutation,
+        CatalogMutation,
+        ImagesMutation,
+        ShoppingMutation,
+        OrdersMutation,
+        AddressesMutation,
+        FulfilmentMutation,
+    ),
 )
 
 # Built once: per-request limiter extensions would defeat the validation cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 
@@ -18,6 +19,10 @@ from joycart.models.orders import OrderItemStatus, OrderStatus
 from joycart.models.payments import PaymentStatus, RefundReason, RefundStatus
 from joycart.schema.catalog_types import JCInfo, Money, Product, User
 from joycart.schema.viewer import OrderScope, Viewer
+
+if TYPE_CHECKING:
+    from joycart.schema.addresses import ShippingAddress
+    from joycart.schema.fulfilment_types import ItemReturn, Shipment
 
 
 @strawberry.type(description="The buyer's payment session: what the SPA hands to Razorpay.")
@@ -132,6 +137,12 @@ class OrderItem:
     unit_price: Money
     line_total: Money
     status: OrderItemStatus
+    # Where the units are (resolvers/progress.py): cumulative shipped/delivered/returned counts,
+    # and the units in an open return.
+    shipped_quantity: int
+    delivered_quantity: int
+    return_requested_quantity: int
+    returned_quantity: int
     row: strawberry.Private[models.OrderItem]
     viewer: strawberry.Private[Viewer]
 
@@ -145,9 +156,21 @@ class OrderItem:
             unit_price=Money(amount=row.unit_price, currency=row.currency),
             line_total=Money(amount=row.unit_price * row.quantity, currency=row.currency),
             status=row.status,
+            shipped_quantity=row.shipped_quantity,
+            delivered_quantity=row.delivered_quantity,
+            return_requested_quantity=row.return_requested_quantity,
+            returned_quantity=row.returned_quantity,
             row=row,
             viewer=viewer,
         )
+
+    @strawberry.field(description="Returns of this item, newest last.")
+    async def returns(
+        self, info: JCInfo
+    ) -> list[Annotated[ItemReturn, strawberry.lazy("joycart.schema.fulfilment_types")]]:
+        from joycart.schema.fulfilment_types import item_returns
+
+        return await item_returns(info, self.row, self.viewer)
 
     @strawberry.field(description="The order, as this viewer may see it (a seller: their part).")
     async def order(self, info: JCInfo) -> Order:
@@ -246,6 +269,33 @@ class Order:
             return []
         rows = await info.context.loaders.refunds_by_order.load(self.row.id)
         return [AutomaticRefund.of(r) for r in rows if r.order_item_id is None]
+
+    @strawberry.field(
+        description="Where the order ships; null until the buyer chooses. The sellers of its "
+        "items see it too: they ship there."
+    )
+    async def shipping_address(
+        self, info: JCInfo
+    ) -> Annotated[ShippingAddress, strawberry.lazy("joycart.schema.addresses")] | None:
+        from joycart.schema.addresses import order_shipping_address
+
+        return await order_shipping_address(info, self.row)
+
+    @strawberry.field(description="Parcels sent, with tracking (a seller sees their own only).")
+    async def shipments(
+        self, info: JCInfo
+    ) -> list[Annotated[Shipment, strawberry.lazy("joycart.schema.fulfilment_types")]]:
+        from joycart.schema.fulfilment_types import order_shipments
+
+        return await order_shipments(info, self.row, self.scope)
+
+    @strawberry.field(description="Returns asked for (a seller sees those of their items only).")
+    async def returns(
+        self, info: JCInfo
+    ) -> list[Annotated[ItemReturn, strawberry.lazy("joycart.schema.fulfilment_types")]]:
+        from joycart.schema.fulfilment_types import order_returns
+
+        return await order_returns(info, self.row, self.scope)
 
     @strawberry.field(
         description="The order's history, oldest first (at most its latest 100 entries); a "

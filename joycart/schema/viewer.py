@@ -10,6 +10,9 @@ The rule (CONTRACT.md, "Who sees what"):
   - `items`: their own items only; `total`: the value of those items;
   - `refunds`: refunds of their own items; `events`: events about their own items
     (`order_events.order_item_id`);
+  - `shipments` and `returns`: their own (each belongs to one seller's items);
+  - `shippingAddress`: the address they ship to (the buyer's name, phone and address: needed to
+    ship; never the buyer's email);
   - never the buyer's payment (`payment` is null) and never `automaticRefunds` (empty).
 
 How it is kept on every path: each GraphQL object built from a row of an order or an account
@@ -63,7 +66,13 @@ class _ConcernsItem(Protocol):
     def order_item_id(self) -> uuid.UUID | None: ...
 
 
+class _OneSellers(Protocol):
+    @property
+    def seller_id(self) -> uuid.UUID: ...
+
+
 RowT = TypeVar("RowT", bound=_ConcernsItem)
+SellersRowT = TypeVar("SellersRowT", bound=_OneSellers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +107,10 @@ class OrderScope:
             return list(rows)
         seen = {item.id for item in items if self.sees_item(item)}
         return [row for row in rows if row.order_item_id is not None and row.order_item_id in seen]
+
+    def of_sellers(self, rows: Sequence[SellersRowT]) -> list[SellersRowT]:
+        """Rows that belong to one seller (a shipment, a return): the buyer's all, a seller's
+        their own."""
+        if self.whole:
+            return list(rows)
+        return [row for row in rows if self.viewer.is_user(row.seller_id)]

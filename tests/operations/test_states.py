@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 
 from joycart.bootstrap import Services
-from joycart.models import Order, OrderEvent, OrderItem, OrderStatus, Payment, Refund
+from joycart.models import (
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    Payment,
+    Refund,
+    Return,
+    Shipment,
+)
 from joycart.resolvers import states
 
 
@@ -71,7 +80,7 @@ async def test_every_transition_outside_the_tables_is_refused_and_changes_nothin
 
 
 def test_terminal_states_have_no_way_out() -> None:
-    for kind in (Order, OrderItem, Payment, Refund):
+    for kind in (Order, OrderItem, Payment, Refund, Shipment, Return):
         table = states.TRANSITIONS[kind]
         terminal = [s for s, targets in table.items() if not targets]
         assert terminal, f"{kind.__name__} has no terminal state"
