@@ -20,11 +20,11 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from joycart.schema.addresses import AddressesMutation, AddressesQuery
-from joycart.schema.admission import AdmitByCost
+from joycart.schema.admission import AdmittingSchema
 from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
 from joycart.schema.cost import QueryCostRule
-from joycart.schema.errors import MaskInternalErrors, QuietSchema
+from joycart.schema.errors import MaskInternalErrors
 from joycart.schema.fulfilment import FulfilmentMutation
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
@@ -63,7 +63,6 @@ def _extensions(production: bool) -> list[type[SchemaExtension] | Callable[[], S
         lambda: MaxTokensLimiter(MAX_TOKENS),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
-        AdmitByCost,
         MaskInternalErrors,
     ]
     if production:
@@ -72,7 +71,7 @@ def _extensions(production: bool) -> list[type[SchemaExtension] | Callable[[], S
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
-    return QuietSchema(
+    return AdmittingSchema(
         query=Query,
         mutation=Mutation,
         extensions=_extensions(production),

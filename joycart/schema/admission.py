@@ -6,7 +6,8 @@ behind seconds of object completion, whatever the pool holds. So an operation wh
 (`joycart.schema.cost`) is over `HEAVY_COST` waits, before it executes, until the heavy
 operations running in this process leave room for it: together they may cost at most
 `HEAVY_BUDGET` (one operation at the cost limit). While it waits it holds nothing: no
-connection, no CPU. Waiters are served first come, first served.
+connection, no CPU. Waiters are served first come, first served. The gate is the schema's
+`execute` (`AdmittingSchema`), which every transport calls with the query text.
 
 Light operations (cost at most `HEAVY_COST`: a full catalogue page of 100 products with sellers
 and images, a page of 20 orders with their items) are never held back.
@@ -18,12 +19,17 @@ import asyncio
 import functools
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import Iterable
+from typing import Any
 
-from graphql import DocumentNode, GraphQLSchema
-from strawberry.extensions import SchemaExtension
+from graphql import GraphQLError, GraphQLSchema, parse
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from joycart.schema import cost
+from joycart.schema.errors import QuietSchema
+
+MAX_TOKENS = 2000  # as the schema's token limit: a longer text is refused before it is priced
 
 HEAVY_COST = 5_000
 HEAVY_BUDGET = cost.COST_LIMIT
@@ -86,39 +92,51 @@ def budget() -> CostBudget:
     return found
 
 
-# Keyed like strawberry's validation cache (the parser cache hands back the same document).
-_costs = functools.lru_cache(maxsize=512)(cost.operation_costs)
-
-
-def operation_cost(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
-) -> int:
-    costs = _costs(schema, document)
+@functools.lru_cache(maxsize=512)
+def text_cost(schema: GraphQLSchema, query: str, operation_name: str | None) -> int:
+    """The cost of the operation a query text runs (0 when it does not parse: the parser
+    reports that), computed once per text."""
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return 0
+    costs = cost.operation_costs(schema, document)
     if operation_name in costs:
         return costs[operation_name]
     return max(costs.values(), default=0)
 
 
-class AdmitByCost(SchemaExtension):
-    """Holds a heavy operation back until the heavy work running in this process allows it."""
+class AdmittingSchema(QuietSchema):
+    """A schema whose `execute` holds a heavy operation back until the heavy work running in
+    this process leaves room for it (sync execution, which cannot wait, is left as it is)."""
 
-    async def on_execute(self) -> AsyncIterator[None]:
-        document = self.execution_context.graphql_document
-        units = (
-            operation_cost(
-                self.execution_context.schema._schema,
-                document,
-                self.execution_context.operation_name,
-            )
-            if document is not None
-            else 0
+    async def execute(
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        run = functools.partial(
+            super().execute,
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
         )
-        if units <= HEAVY_COST:
-            yield
-            return
+        units = text_cost(self._schema, query, operation_name) if query else 0
+        # Over the limit it is refused by validation at once: it must not queue for that.
+        if not HEAVY_COST < units <= cost.COST_LIMIT:
+            return await run()
         shared = budget()
         await shared.acquire(units)
         try:
-            yield
+            return await run()
         finally:
             shared.release(units)

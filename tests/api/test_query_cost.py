@@ -168,3 +168,10 @@ async def test_order_lists_load_in_one_statement_per_level_and_events_are_capped
     assert len(events) == EVENTS_PER_ORDER  # the latest ones, oldest first
     assert events[-1] == f"NOTE_{EVENTS_PER_ORDER + 5}"
     assert events[0] == "NOTE_6"
+
+
+def test_synchronous_execution_still_works_beside_the_admission_gate() -> None:
+    # The gate waits in `execute`; `execute_sync` (introspection, tools) never reaches it.
+    assert schema.execute_sync("{ __typename }").data == {"__typename": "Query"}
+    introspected = schema.execute_sync("{ __schema { queryType { name } } }")
+    assert introspected.errors is None
