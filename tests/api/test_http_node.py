@@ -101,6 +101,7 @@ async def _client_run(
         user = await conn.scalar(text("SELECT id::text FROM users WHERE email = :e"), {"e": email})
         stored = await conn.scalar(text("SELECT count(*) FROM persisted_queries"))
     assert report["mutation"]["data"]["register"]["user"]["id"] == user
+    assert report["me"]["data"]["me"]["id"] == user, report["me"]  # the token was sent
     assert stored == 1  # the persisted client's query, registered once
     for run in ("first", "again"):
         assert report["persisted"][run]["error"] is None, report
@@ -119,6 +120,7 @@ async def test_urql_with_its_default_options_runs_a_query_over_get_and_a_mutatio
     # (method, document sent, hash sent, status)
     assert _calls(report["queryRequests"]) == [("GET", True, False, 200)]
     assert _calls(report["mutationRequests"]) == [("POST", True, False, 200)]
+    assert _calls(report["meRequests"]) == [("GET", True, False, 200)]
     # urql accepts graphql-response+json: the miss is a 400 it reads, then it registers.
     assert _calls(report["persisted"]["firstRequests"]) == [
         ("GET", False, True, 400),
@@ -133,6 +135,7 @@ async def test_apollo_client_with_persisted_queries_as_the_readme_sets_it_up(
     report, _ = await _client_run("apollo.mjs", server, api, services)
     assert _calls(report["queryRequests"]) == [("POST", True, False, 200)]
     assert _calls(report["mutationRequests"]) == [("POST", True, False, 200)]
+    assert _calls(report["meRequests"]) == [("POST", True, False, 200)]
     assert _calls(report["persisted"]["firstRequests"]) == [
         ("GET", False, True, 400),
         ("POST", True, True, 200),

@@ -1,12 +1,13 @@
 // Apollo Client 4 against a live server, set up as README.md shows it:
 // `node apollo.mjs http://127.0.0.1:PORT/graphql EMAIL [TAG]`
 // (TAG names the operations, so each run's documents and hashes are new).
-// A plain HttpLink client runs a query and a mutation; a second client puts
-// PersistedQueryLink (SHA-256 from node:crypto, hashed queries over GET) in front of the
-// HttpLink and runs the same query twice. The fetch passed in only records each request.
+// A plain HttpLink client (behind the README's SetContextLink) runs a query, a mutation, and
+// `me` with the access token the mutation returned; a second client puts
+// PersistedQueryLink (SHA-256 from Web Crypto, as in a browser; hashed queries over GET) in
+// front of the HttpLink and runs the same query twice. The fetch passed in only records each request.
 // Prints one JSON object on stdout.
-import { createHash } from 'node:crypto';
 import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client';
+import { SetContextLink } from '@apollo/client/link/context';
 import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
 
 const [url, email, tag = 'run'] = process.argv.slice(2);
@@ -39,9 +40,10 @@ const PRODUCTS = gql(`
 `);
 const REGISTER = gql(`
   mutation Register_${tag}($input: RegisterInput!) {
-    register(input: $input) { user { id } errors { code message } }
+    register(input: $input) { accessToken user { id } errors { code message } }
   }
 `);
+const ME = gql(`query Me_${tag} { me { id } }`);
 
 function summary(result) {
   return { data: result.data ?? null, error: result.error ? result.error.message : null };
@@ -55,8 +57,13 @@ async function attempt(run) {
   }
 }
 
+let token = null;
+// The README's authentication link: the access token, once there is one, in every request.
+const auth = new SetContextLink(({ headers }) => ({
+  headers: token ? { ...headers, Authorization: `Bearer ${token}` } : headers,
+}));
 const plain = new ApolloClient({
-  link: new HttpLink({ uri: url, fetch: recordingFetch }),
+  link: auth.concat(new HttpLink({ uri: url, fetch: recordingFetch })),
   cache: new InMemoryCache(),
 });
 const query = await attempt(() => plain.query({ query: PRODUCTS, variables: { first: 5 } }));
@@ -66,8 +73,15 @@ const mutation = await attempt(() => plain.mutate({
   variables: { input: { email, password: 'correct horse battery', name: 'Apollo' } },
 }));
 const mutationRequests = requests.splice(0);
+token = mutation.data ? mutation.data.register.accessToken : null;
+const me = await attempt(() => plain.query({ query: ME, fetchPolicy: 'network-only' }));
+const meRequests = requests.splice(0);
 
-const sha256 = (text) => createHash('sha256').update(text).digest('hex');
+// The README's sha256, word for word: Web Crypto exists in browsers and in Node 20.
+const sha256 = async (text) => {
+  const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
+};
 const persisted = new ApolloClient({
   link: new PersistedQueryLink({ sha256, useGETForHashedQueries: true })
     .concat(new HttpLink({ uri: url, fetch: recordingFetch })),
@@ -80,6 +94,6 @@ const again = await attempt(() => persisted.query({ query: PRODUCTS, variables: 
 const againRequests = requests.splice(0);
 
 console.log(JSON.stringify({
-  query, queryRequests, mutation, mutationRequests,
+  query, queryRequests, mutation, mutationRequests, me, meRequests,
   persisted: { first, firstRequests, again, againRequests },
 }));

@@ -4,7 +4,8 @@
 // Default options: `cacheExchange` + `fetchExchange`, `preferGetMethod` left at its default
 // ("within-url-limit", so short queries go over GET). The fetch passed in only records each
 // request's method and hands it to the global fetch unchanged.
-// A second client adds `@urql/exchange-persisted` with its defaults (hash over GET first, then
+// A client with the access token in `fetchOptions` reads `me`.
+// Another adds `@urql/exchange-persisted` with its defaults (hash over GET first, then
 // the document on a miss). Prints one JSON object on stdout.
 import { Client, cacheExchange, fetchExchange, gql } from '@urql/core';
 import { persistedExchange } from '@urql/exchange-persisted';
@@ -38,9 +39,10 @@ const PRODUCTS = gql(`
 `);
 const REGISTER = gql(`
   mutation Register_${tag}($input: RegisterInput!) {
-    register(input: $input) { user { id } errors { code message } }
+    register(input: $input) { accessToken user { id } errors { code message } }
   }
 `);
+const ME = gql(`query Me_${tag} { me { id } }`);
 
 function summary(result) {
   return {
@@ -57,6 +59,17 @@ const mutation = summary(await plain.mutation(REGISTER, {
 }).toPromise());
 const mutationRequests = requests.splice(0);
 
+// The README's authenticated client: the access token in every request's headers.
+const token = mutation.data ? mutation.data.register.accessToken : null;
+const signedIn = new Client({
+  url,
+  exchanges: [cacheExchange, fetchExchange],
+  fetch: recordingFetch,
+  fetchOptions: () => (token ? { headers: { Authorization: `Bearer ${token}` } } : {}),
+});
+const me = summary(await signedIn.query(ME, {}).toPromise());
+const meRequests = requests.splice(0);
+
 const persisted = new Client({
   url,
   exchanges: [cacheExchange, persistedExchange(), fetchExchange],
@@ -69,6 +82,6 @@ const again = summary(await persisted.query(PRODUCTS, { first: 3 }).toPromise())
 const againRequests = requests.splice(0);
 
 console.log(JSON.stringify({
-  query, queryRequests, mutation, mutationRequests,
+  query, queryRequests, mutation, mutationRequests, me, meRequests,
   persisted: { first, firstRequests, again, againRequests },
 }));
