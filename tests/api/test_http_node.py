@@ -19,11 +19,20 @@ import pytest
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
+from joycart.http.documents import add_trusted, read_documents
+from joycart.http.persisted import sha256_hex
+from tests.api.http_support import serve_app, trusted_app
 from tests.conftest import MISSING_TOOL
 from tests.helpers import Api
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
-PACKAGES = ("graphql-http", "@urql/core", "@urql/exchange-persisted", "@apollo/client")
+PACKAGES = (
+    "graphql-http",
+    "@urql/core",
+    "@urql/exchange-persisted",
+    "@apollo/client",
+    "@apollo/persisted-query-lists",
+)
 AUDITS = 61  # graphql-http 1.23.1, pinned in tests/node/package-lock.json
 SCRIPT_TIMEOUT = 300  # a hung script fails the test instead of hanging the suite
 
@@ -141,3 +150,41 @@ async def test_apollo_client_with_persisted_queries_as_the_readme_sets_it_up(
         ("POST", True, True, 200),
     ]
     assert _calls(report["persisted"]["againRequests"]) == [("GET", False, True, 200)]
+
+
+async def test_apollo_client_in_trusted_documents_mode_sends_only_manifest_ids(
+    api: Api, services: Services, tmp_path: Path
+) -> None:
+    _node()
+    seller = await api.register("SELLER")
+    await api.create_product(seller, name="Kangra")
+    tag = uuid.uuid4().hex[:10]
+    # What @apollo/generate-persisted-query-manifest writes: Apollo's document, __typename added.
+    body = (
+        f"query Catalogue_{tag} {{ products(first: 5) {{ __typename edges {{ __typename "
+        "node { __typename id name } } } }"
+    )
+    manifest = {
+        "format": "apollo-persisted-query-manifest",
+        "version": 1,
+        "operations": [
+            {"id": sha256_hex(body), "name": f"Catalogue_{tag}", "type": "query", "body": body}
+        ],
+    }
+    path = tmp_path / "persisted-query-manifest.json"
+    path.write_text(json.dumps(manifest))
+    await add_trusted(services.sessions, read_documents(path))
+    async with serve_app(trusted_app(services)) as url:
+        code, out, err = await _run("apollo-trusted.mjs", f"{url}/graphql", str(path), tag)
+    assert code == 0, err
+    report: dict[str, Any] = json.loads(out)
+    assert report["listed"]["error"] is None, report
+    assert _names(report["listed"]["data"]) == ["Kangra"]
+    assert [(r["method"], r["hasQuery"], r["status"]) for r in report["listedRequests"]] == [
+        ("GET", False, 200)
+    ]
+    assert "not found in manifest" in report["unlisted"]["error"]
+    assert report["unlistedRequests"] == []  # the client refuses before sending anything
+    assert report["asText"]["status"] == 200
+    errors = report["asText"]["body"]["errors"]
+    assert [e["extensions"]["code"] for e in errors] == ["PERSISTED_QUERY_NOT_IN_LIST"]

@@ -82,8 +82,10 @@ const sha256 = async (text) => {
   const digest = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(text));
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('');
 };
+// The README's chain: authentication, then persisted queries, then HTTP (the token is set now).
 const persisted = new ApolloClient({
-  link: new PersistedQueryLink({ sha256, useGETForHashedQueries: true })
+  link: auth
+    .concat(new PersistedQueryLink({ sha256, useGETForHashedQueries: true }))
     .concat(new HttpLink({ uri: url, fetch: recordingFetch })),
   cache: new InMemoryCache(),
   defaultOptions: { query: { fetchPolicy: 'network-only' } },

@@ -70,9 +70,11 @@ const signedIn = new Client({
 const me = summary(await signedIn.query(ME, {}).toPromise());
 const meRequests = requests.splice(0);
 
+// The README's client: persisted queries, and the token in `fetchOptions`.
 const persisted = new Client({
   url,
   exchanges: [cacheExchange, persistedExchange(), fetchExchange],
+  fetchOptions: () => (token ? { headers: { Authorization: `Bearer ${token}` } } : {}),
   fetch: recordingFetch,
   requestPolicy: 'network-only',
 });
