@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from tests.api.http_support import (
     unique_products_query,
 )
 from tests.conftest import make_settings
-from tests.helpers import Api
+from tests.helpers import Api, assert_invariants
 
 NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 
@@ -229,6 +230,24 @@ async def test_stored_documents_are_capped(http: httpx.AsyncClient, services: Se
         assert await stored_hashes(services.engine) == {sha256_hex(q) for q in queries[:2]}
         later = await capped.post("/graphql", json={"extensions": persisted(queries[2])})
         assert _codes(later) == [NOT_FOUND]
+
+
+async def test_concurrent_registrations_never_store_more_than_the_cap(
+    services: Services,
+) -> None:
+    queries = [unique_products_query() for _ in range(12)]
+    async with app_client(services, persisted_queries_max=5) as capped:
+        answers = await asyncio.gather(
+            *(
+                capped.post("/graphql", json={"query": q, "extensions": persisted(q)})
+                for q in queries
+            )
+        )
+    assert [a.json() for a in answers] == [{"data": {"products": {"edges": []}}}] * 12
+    stored = await stored_hashes(services.engine)
+    assert len(stored) == 5, stored
+    assert stored <= {sha256_hex(q) for q in queries}
+    await assert_invariants(services.engine)
 
 
 async def test_registrations_per_minute_are_limited_per_client_address(
