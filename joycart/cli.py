@@ -1,4 +1,4 @@
-"""`joycart serve | worker | migrate | simulate | reconcile`."""
+"""`joycart serve | worker | migrate | simulate | reconcile | persisted-queries`."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from joycart.config import ConfigError, Settings, resolve_settings
 from joycart.embedded_db import EmbeddedPostgres
 
 if TYPE_CHECKING:
+    from joycart.http.documents import Document
     from joycart.integrations.razorpay_sim import RazorpaySimulator
 
 log = logging.getLogger("joycart")
@@ -87,7 +88,25 @@ async def _services(runtime: Runtime, public_url: str) -> Services:
     api_url = runtime.start_simulator(f"{public_url}/webhooks/razorpay")
     services = build_services(runtime.settings, database_url=url, razorpay_api_url=api_url)
     await migrate.upgrade(services.engine)
+    await _startup_documents(services)
     return services
+
+
+async def _startup_documents(services: Services) -> None:
+    from joycart.http.documents import DocumentError, count_trusted, load_startup_documents
+
+    settings = services.settings
+    if settings.persisted_queries_dir is not None:
+        try:
+            await load_startup_documents(services.sessions, settings.persisted_queries_dir)
+        except DocumentError as exc:
+            await services.close()
+            raise ConfigError(f"JOYCART_PERSISTED_QUERIES_DIR: {exc}") from exc
+    if settings.persisted_queries == "trusted" and await count_trusted(services.sessions) == 0:
+        log.warning(
+            "JOYCART_PERSISTED_QUERIES=trusted and no trusted documents are registered: "
+            "every operation will be refused (see `joycart persisted-queries add`)"
+        )
 
 
 def server_config(app: Starlette, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
@@ -115,6 +134,10 @@ async def _serve(host: str, port: int, with_worker: bool) -> None:
     )
     try:
         services = await _services(runtime, public)
+    except ConfigError as exc:
+        runtime.stop()
+        print(f"joycart: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
     except BaseException:
         runtime.stop()
         raise
@@ -240,6 +263,54 @@ async def _reconcile(apply: bool, refund_age_minutes: int | None) -> int:
     return 1 if report.errors else 0
 
 
+def _persisted_queries(command: str, paths: list[Path]) -> int:
+    from joycart.http.documents import DocumentError, check_documents, read_documents
+
+    settings = _settings()
+    try:
+        documents = [document for path in paths for document in read_documents(path)]
+        check_documents(documents)
+    except DocumentError as exc:
+        print(f"joycart persisted-queries: {exc} (nothing was registered)", file=sys.stderr)
+        return 1
+    # An embedded database that `joycart serve` is running stays up after this command.
+    shared = Path(settings.data_dir, "postgres", "postmaster.pid").exists()
+    lines = asyncio.run(_store_documents(settings, command, documents, keep_database=shared))
+    print("\n".join(lines))
+    return 0
+
+
+async def _store_documents(
+    settings: Settings, command: str, documents: list[Document], *, keep_database: bool
+) -> list[str]:
+    from joycart.db import make_engine, make_sessions
+    from joycart.http.documents import add_trusted, list_documents
+
+    runtime = Runtime(settings)
+    lines = []
+    try:
+        engine = make_engine(await runtime.database_url())
+        await migrate.upgrade(engine)
+        sessions = make_sessions(engine)
+        if command == "add":
+            hashes = await add_trusted(sessions, documents)
+            for document, sha256 in zip(documents, hashes, strict=True):
+                lines.append(f"{sha256}  trusted  {document.source}")
+            lines.append(f"{len(documents)} trusted documents registered")
+        else:
+            for stored in await list_documents(sessions):
+                kind = "trusted" if stored.trusted else "client "
+                first = stored.document.strip().splitlines()[0][:60] if stored.document else ""
+                created = stored.created_at.isoformat(timespec="seconds")
+                lines.append(f"{stored.sha256}  {kind}  {created}  {stored.source}  {first}")
+        await engine.dispose()
+    finally:
+        if keep_database:
+            runtime.embedded = None
+        runtime.stop()
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -258,6 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("reconcile", help="compare with Razorpay; --apply fixes through webhooks")
     rec.add_argument("--apply", action="store_true")
     rec.add_argument("--refund-age-minutes", type=int, default=None)
+    persisted = sub.add_parser(
+        "persisted-queries", help="trusted documents: register them ahead of time, list them"
+    )
+    persisted_sub = persisted.add_subparsers(dest="persisted_command", required=True)
+    add = persisted_sub.add_parser(
+        "add", help="register .graphql files, manifests or directories of them as trusted"
+    )
+    add.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR")
+    persisted_sub.add_parser("list", help="every stored document: hash, kind, source")
     args = parser.parse_args(argv)
     if args.command == "serve":
         asyncio.run(_serve(args.host, args.port, not args.no_worker))
@@ -267,6 +347,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_migrate())
     elif args.command == "reconcile":
         return asyncio.run(_reconcile(args.apply, args.refund_age_minutes))
+    elif args.command == "persisted-queries":
+        paths = args.paths if args.persisted_command == "add" else []
+        return _persisted_queries(args.persisted_command, paths)
     elif args.command == "simulate":
         action = "fail" if args.action == "fail-refund" else args.action
         if args.action in ("pay", "fail"):

@@ -15,6 +15,7 @@ from joycart.models.payments import (
     RefundReason,
     RefundStatus,
 )
+from joycart.models.persisted import PersistedQuery
 from joycart.models.users import RateLimitHit, RefreshToken, Role, User
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "OrderStatus",
     "Payment",
     "PaymentStatus",
+    "PersistedQuery",
     "Product",
     "ProductImage",
     "RateLimitHit",
