@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from graphql import parse, specified_rules, validate
 from sqlalchemy import event, text
@@ -16,6 +17,7 @@ from joycart.bootstrap import Services
 from joycart.schema import _RULES, schema
 from joycart.schema.cost import COST_LIMIT, QueryCostRule, operation_costs
 from joycart.schema.loaders import EVENTS_PER_ORDER
+from tests.api.http_support import get_params, persisted
 from tests.helpers import Api
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -175,3 +177,17 @@ def test_synchronous_execution_still_works_beside_the_admission_gate() -> None:
     assert schema.execute_sync("{ __typename }").data == {"__typename": "Query"}
     introspected = schema.execute_sync("{ __schema { queryType { name } } }")
     assert introspected.errors is None
+
+
+async def test_the_cost_limit_holds_over_get_and_for_persisted_queries(
+    http: httpx.AsyncClient, statements: list[str]
+) -> None:
+    statements.clear()
+    over_get = await http.get("/graphql", params={"query": HEAVY})
+    assert [e["extensions"]["code"] for e in over_get.json()["errors"]] == ["QUERY_TOO_COMPLEX"]
+    assert statements == []
+    stored = await http.post("/graphql", json={"query": HEAVY, "extensions": persisted(HEAVY)})
+    assert [e["extensions"]["code"] for e in stored.json()["errors"]] == ["QUERY_TOO_COMPLEX"]
+    by_hash = await http.get("/graphql", params=get_params(extensions=persisted(HEAVY)))
+    codes = [e["extensions"]["code"] for e in by_hash.json()["errors"]]
+    assert codes == ["PERSISTED_QUERY_NOT_FOUND"]  # a refused document is never stored
