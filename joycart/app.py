@@ -14,15 +14,14 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
 
 from joycart.bootstrap import Services
 from joycart.integrations.images import LocalImageStore
+from joycart.realtime.socket import SubscriptionsGraphQL
 from joycart.schema import build_schema
-from joycart.schema.context import Context
 from joycart.webhooks import razorpay_webhook
 
 log = logging.getLogger("joycart.app")
@@ -31,19 +30,19 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_UPLOAD_BODY_BYTES = 11 * 1024 * 1024  # one image of at most 10 MB, plus the multipart frame
 
 
-class JoyCartGraphQL(GraphQL[Context, None]):
+class JoyCartGraphQL(SubscriptionsGraphQL):
     def __init__(self, services: Services) -> None:
         production = services.settings.is_production
+        origins, origin_regex = _cors_origins(services)
         super().__init__(
             build_schema(production=production),
+            services=services,
+            allowed_origins=origins,
+            origin_regex=origin_regex,
             graphql_ide=None if production else "graphiql",
             allow_queries_via_get=False,
             multipart_uploads_enabled=True,
         )
-        self.services = services
-
-    async def get_context(self, request: Any, response: Any) -> Context:
-        return Context(request=request, response=response, services=self.services)
 
     async def process_result(self, request: Any, result: Any) -> GraphQLHTTPResponse:
         data: GraphQLHTTPResponse = await super().process_result(request, result)
@@ -151,6 +150,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
             Route("/webhooks/razorpay", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

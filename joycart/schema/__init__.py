@@ -25,6 +25,7 @@ from joycart.schema.errors import MaskInternalErrors, QuietSchema
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
 from joycart.schema.shopping import ShoppingMutation, ShoppingQuery
+from joycart.schema.subscriptions import Subscription
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -60,6 +61,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     return QuietSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=_extensions(production),
         config=StrawberryConfig(disable_field_suggestions=production),
     )
