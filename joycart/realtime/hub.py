@@ -127,6 +127,10 @@ class Hub:
         except TimeoutError:
             raise RealtimeUnavailable("Live updates are unavailable right now; retry.") from None
 
+    @property
+    def listening(self) -> bool:
+        return self._ready.is_set()
+
     async def close(self) -> None:
         tasks, self._tasks = self._tasks, []
         for task in tasks:

@@ -46,7 +46,7 @@ class Listener:
         on_ready: Callable[[datetime | None], None],
         on_lost: Callable[[], None],
     ) -> None:
-        self._dsn = dsn
+        self.dsn = dsn
         self._on_notice = on_notice
         self._on_ready = on_ready
         self._on_lost = on_lost
@@ -59,7 +59,7 @@ class Listener:
         while True:
             try:
                 conn = await asyncpg.connect(
-                    self._dsn,
+                    self.dsn,
                     timeout=10,
                     server_settings={"application_name": APPLICATION_NAME},
                 )

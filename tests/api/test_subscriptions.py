@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -341,3 +342,89 @@ async def test_the_server_pings_a_quiet_socket(api: Api, server: str, hub: Hub) 
         ping = await asyncio.wait_for(sock.ws.recv(), 30)
         assert ping == '{"type":"ping"}'
         await sock.send({"type": "pong"})
+
+
+async def _note(services: Services, order_id: uuid.UUID, actor: str, count: int = 1) -> None:
+    async with transaction(services.sessions) as session:
+        row = await session.get_one(Order, order_id, with_for_update=True)
+        for _ in range(count):
+            states.record(session, row, "NOTE", actor=actor)
+
+
+async def test_a_client_that_stops_reading_is_dropped_and_its_state_freed(
+    api: Api, server: str, services: Services, hub: Hub
+) -> None:
+    order = await place(api)
+    oid = uuid.UUID(order.id)
+    account = f"user:{order.buyer.id}"
+    hub.limits = replace(hub.limits, send_timeout_seconds=0.5, queue_size=4)
+    # Every update re-sends a long history ten times over (~0.5 MB): a few of them outgrow every
+    # buffer between the server and a client that takes none of them.
+    await _note(services, oid, "x" * 120, count=250)
+    fields = " ".join(f"h{i}: events {{ kind actor fromStatus toStatus }}" for i in range(10))
+    query = f"subscription($id: ID!) {{ orderUpdated(orderId: $id) {{ {fields} }} }}"
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # and no compression, below
+    raw.connect(("127.0.0.1", int(server.rsplit(":", 1)[1])))
+    async with GqlSocket.connect(
+        server, bearer(order.buyer.token), sock=raw, max_queue=1, compression=None
+    ) as sock:
+        await sock.subscribe(query, {"id": order.id})
+        await eventually(lambda: hub.watches(oid) == 1)
+        for _ in range(1000):  # this client reads nothing from here on
+            if hub.connections_of(account) == 0:
+                break
+            await _note(services, oid, "x" * 120)
+        assert hub.connections_of(account) == 0, "a client that reads nothing was kept"
+        assert hub.watches(oid) == 0
+        # Once it reads again: what was buffered, then the close (or the connection just ends,
+        # when the close frame could not get past the unread data).
+        code, _ = await sock.closed()
+        assert code in (1013, None)
+    await assert_invariants(services.engine)
+
+
+async def test_after_the_listen_connection_is_lost_every_subscriber_catches_up(
+    api: Api, server: str, services: Services, razorpay: RazorpaySimulator, hub: Hub
+) -> None:
+    order = await place(api)
+    seller = order.sellers[0]
+    async with (
+        GqlSocket.connect(server, bearer(order.buyer.token)) as buyer,
+        GqlSocket.connect(server, bearer(seller.token)) as sells,
+    ):
+        watched = await buyer.subscribe(ORDER_UPDATED, {"id": order.id})
+        await buyer.data(watched)
+        items = await sells.subscribe(ITEM_UPDATED)
+        await eventually(lambda: hub.watches(uuid.UUID(seller.id)) == 1)
+        listener = hub.listener
+        assert listener is not None
+        connects, dsn = listener.connects, listener.dsn
+        listener.dsn = "postgresql://nobody@127.0.0.1:1/nothing"  # it cannot come back yet
+        async with services.engine.begin() as conn:
+            ended = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'joycart-listen' AND datname = current_database()"
+                )
+            )
+        assert ended == 1
+        await eventually(lambda: not hub.listening)
+
+        # Committed while nobody here listens: its NOTIFY is lost to this process.
+        await cancel(api, order.buyer, order.items[0], 1)
+        listener.dsn = dsn
+        await buyer.until(watched, lambda d: order_of(d)["items"][0]["cancelledQuantity"] == 1)
+        item = (await sells.data(items))["sellerOrderItemUpdated"]
+        assert (item["id"], item["cancelledQuantity"]) == (order.items[0], 1)
+        assert listener.connects == connects + 1
+
+        # And it listens again.
+        renewed = await api.gql(
+            "query($id: ID!) { order(id: $id) { payment { razorpayOrderId } } }",
+            {"id": order.id},
+            order.buyer.token,
+        )
+        await deliver(razorpay, razorpay.pay(renewed["order"]["payment"]["razorpayOrderId"]))
+        await buyer.until(watched, lambda d: order_of(d)["status"] == "PAID")
+    await assert_invariants(services.engine)
