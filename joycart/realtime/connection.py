@@ -21,8 +21,8 @@ class SocketConnection:
         self.token: str | None = None
         self.expires_at: datetime | None = None
         self.account: str | None = None  # the key this socket is counted under, once admitted
-        self.signed_in = asyncio.Event()
-        self.ended = asyncio.Event()
+        # Done once the socket must close (`end`): a future, so waiting on it costs no task.
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.close_code = 1000
         self.close_reason = ""
 
@@ -32,7 +32,6 @@ class SocketConnection:
         self.hub.admit(account)
         self.account = account
         self.user, self.token, self.expires_at = user, token, expires_at
-        self.signed_in.set()
 
     def release(self) -> None:
         if self.account is not None:
@@ -41,9 +40,9 @@ class SocketConnection:
 
     def end(self, code: int, reason: str) -> None:
         """Close the socket with this code (the first reason given wins)."""
-        if not self.ended.is_set():
+        if not self.ended.done():
             self.close_code, self.close_reason = code, reason
-            self.ended.set()
+            self.ended.set_result(None)
 
     def _slow(self) -> None:
         self.end(SLOW_CONSUMER, "Too many updates waiting: reconnect to catch up.")

@@ -86,6 +86,7 @@ class Hub:
         *,
         listen_url: str,
         sessions: Sessions,
+        read_sessions: Sessions | None = None,
         limits: SocketLimits,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -93,6 +94,10 @@ class Hub:
         self.clock = clock  # when a socket's token expires is judged by this
         self._dsn = asyncpg_dsn(listen_url)
         self._sessions = sessions
+        # What subscribers read each update with: plain reads, no transaction around them,
+        # at most `read_concurrency` at once.
+        self.read_sessions = read_sessions or sessions
+        self.read_slots = asyncio.Semaphore(limits.read_concurrency)
         self._orders: dict[uuid.UUID, set[Watch]] = {}
         self._sellers: dict[uuid.UUID, set[Watch]] = {}
         self._connections: dict[str, int] = {}

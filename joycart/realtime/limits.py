@@ -21,6 +21,7 @@ class SocketLimits:
     send_timeout_seconds: float = 30.0  # one message not taken by the client within this: dropped
     auth_recheck_seconds: float = 60.0  # a revoked sign-in ends the socket within this
     init_timeout_seconds: float = 10.0  # `connection_init` must come this soon after connecting
+    read_concurrency: int = 5  # updates read at once (a burst waits its turn, in the pool's size)
 
     @classmethod
     def of(cls, settings: Settings) -> SocketLimits:
@@ -30,4 +31,5 @@ class SocketLimits:
             keepalive_seconds=settings.ws_keepalive_seconds,
             queue_size=settings.ws_queue_size,
             send_timeout_seconds=settings.ws_send_timeout_seconds,
+            read_concurrency=settings.db_pool_size,
         )

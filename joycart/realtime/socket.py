@@ -139,10 +139,9 @@ class SocketHandler(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle(self) -> None:
         connection = self._connection
         protocol = asyncio.create_task(super().handle())
-        ended = asyncio.create_task(connection.ended.wait())
-        helpers = [asyncio.create_task(self._keep_alive()), asyncio.create_task(self._recheck())]
+        timers = asyncio.create_task(self._timers())
         try:
-            await asyncio.wait({protocol, ended}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({protocol, connection.ended}, return_when=asyncio.FIRST_COMPLETED)
             if not protocol.done():
                 log.info("closing socket %s: %s", connection.close_code, connection.close_reason)
                 # Freed before the close goes out: a client that sees it may count on that.
@@ -156,9 +155,9 @@ class SocketHandler(BaseGraphQLTransportWSHandler[Context, None]):
             with contextlib.suppress(asyncio.CancelledError):
                 await protocol
         finally:
-            for task in (protocol, ended, *helpers):
+            for task in (protocol, timers):
                 task.cancel()
-            await asyncio.gather(protocol, ended, *helpers, return_exceptions=True)
+            await asyncio.gather(protocol, timers, return_exceptions=True)
             connection.release()
 
     async def _close(self, code: int, reason: str) -> None:
@@ -167,12 +166,14 @@ class SocketHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 await self.websocket.close(code=code, reason=reason)
 
     def _closed(self) -> bool:
-        if self._connection.ended.is_set():
+        if self._connection.ended.done():
             return True
         ws = getattr(self.websocket, "ws", None)
         return isinstance(ws, WebSocket) and ws.application_state is WebSocketState.DISCONNECTED
 
     async def send_message(self, message: Message) -> None:
+        assert isinstance(self.context, SocketContext)
+        await self.context.end_update()  # a subscription's result is complete: free its reads
         if self._closed():
             return  # closing: nothing more goes out
         try:
@@ -216,34 +217,47 @@ class SocketHandler(BaseGraphQLTransportWSHandler[Context, None]):
         operation = get_operation_ast(document, payload.get("operationName"))
         return operation is None or operation.operation is OperationType.SUBSCRIPTION
 
-    async def _keep_alive(self) -> None:
+    async def _timers(self) -> None:
+        """One timer per socket: keep-alive pings, the token's expiry, and sign-in re-checks."""
+        connection, limits = self._connection, self._limits
+        loop = asyncio.get_running_loop()
+        ping_due = loop.time() + limits.keepalive_seconds
+        check_due = loop.time() + limits.auth_recheck_seconds
         while True:
-            await asyncio.sleep(self._limits.keepalive_seconds)
-            if self.connection_acknowledged:
-                await self.send_message({"type": "ping"})
-
-    async def _recheck(self) -> None:
-        """Close at the token's expiry, and sooner if its sign-in is revoked meanwhile."""
-        connection = self._connection
-        await connection.signed_in.wait()
-        if connection.token is None or connection.expires_at is None:
-            return  # anonymous
-        secret = self.context.services.settings.jwt_secret or ""
-        clock = connection.hub.clock
-        while True:
-            left = (connection.expires_at - clock()).total_seconds()
-            if left <= 0:
-                connection.end(UNAUTHORIZED, "The access token expired: reconnect with a new one.")
-                return
-            await asyncio.sleep(min(left, self._limits.auth_recheck_seconds))
-            if clock() >= connection.expires_at:
+            wait = ping_due - loop.time()
+            if connection.expires_at is not None:
+                left = (connection.expires_at - connection.hub.clock()).total_seconds()
+                if left <= 0:
+                    connection.end(
+                        UNAUTHORIZED, "The access token expired: reconnect with a new one."
+                    )
+                    return
+                wait = min(wait, left, check_due - loop.time())
+            if wait > 0:
+                await asyncio.sleep(wait)
                 continue
-            try:
-                async with self.context.services.sessions() as session:
-                    await auth.user_for_token(session, token=connection.token, jwt_secret=secret)
-            except Unauthenticated as exc:
-                connection.end(UNAUTHORIZED, exc.message)
-                return
+            now = loop.time()
+            if now >= ping_due:
+                ping_due = now + limits.keepalive_seconds
+                if self.connection_acknowledged:
+                    await self.send_message({"type": "ping"})
+            if connection.token is not None and now >= check_due:
+                check_due = now + limits.auth_recheck_seconds
+                if not await self._still_signed_in(connection.token):
+                    return
+
+    async def _still_signed_in(self, token: str) -> bool:
+        """Whether the token's sign-in still holds (the account exists, nothing revoked it)."""
+        services = self.context.services
+        try:
+            async with services.sessions() as session:
+                await auth.user_for_token(
+                    session, token=token, jwt_secret=services.settings.jwt_secret or ""
+                )
+        except Unauthenticated as exc:
+            self._connection.end(UNAUTHORIZED, exc.message)
+            return False
+        return True
 
 
 class SubscriptionsGraphQL(GraphQL[Context, None]):

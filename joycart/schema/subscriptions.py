@@ -53,14 +53,17 @@ class Subscription:
         try:
             async with connection.watch_order(uuid.UUID(order_id)) as watch:
                 while True:
-                    ctx.fresh_loaders()
+                    await ctx.begin_update()
                     order = await order_for_viewer(ctx, viewer, order_id)
                     if order is None:
                         raise NotFound("No order with that ID.", field="orderId")
                     yield order
+                    order = None  # sent: keep nothing of it while the socket waits
                     await watch.changes()
         except RealtimeUnavailable as exc:
             raise _unavailable(exc) from None
+        finally:
+            await ctx.end_update()
 
     @strawberry.subscription(
         description="Each item of the caller's products whose order changed (the item, its "
@@ -73,9 +76,13 @@ class Subscription:
             async with connection.watch_seller(seller.id) as watch:
                 while True:
                     for item_id in await watch.changes():
-                        ctx.fresh_loaders()
+                        await ctx.begin_update()
                         item = await seller_item_for_viewer(ctx, seller, item_id)
                         if item is not None:
                             yield item
+                        item = None
+                        await ctx.end_update()
         except RealtimeUnavailable as exc:
             raise _unavailable(exc) from None
+        finally:
+            await ctx.end_update()
