@@ -21,8 +21,10 @@ class SocketConnection:
         self.token: str | None = None
         self.expires_at: datetime | None = None
         self.account: str | None = None  # the key this socket is counted under, once admitted
-        # Done once the socket must close (`end`): a future, so waiting on it costs no task.
-        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Futures, not events: waiting on them costs no task of its own.
+        loop = asyncio.get_running_loop()
+        self.signed_in: asyncio.Future[None] = loop.create_future()  # `admit` was called
+        self.ended: asyncio.Future[None] = loop.create_future()  # the socket must close (`end`)
         self.close_code = 1000
         self.close_reason = ""
 
@@ -32,6 +34,7 @@ class SocketConnection:
         self.hub.admit(account)
         self.account = account
         self.user, self.token, self.expires_at = user, token, expires_at
+        self.signed_in.set_result(None)
 
     def release(self) -> None:
         if self.account is not None:

@@ -106,22 +106,27 @@ class Hub:
         self._behind = False
         self._wake = asyncio.Event()
         self._ready = asyncio.Event()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._runners: list[asyncio.Task[None]] = []  # the listener and the dispatcher
+        self._replays: set[asyncio.Task[None]] = set()
         self.listener: Listener | None = None
-        self.delivered = 0  # notices routed: tests and the bench read it
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def _start(self) -> None:
-        if self._tasks:
+        if self._runners and not any(task.done() for task in self._runners):
             return
+        for task in self._runners:  # one of them died of a bug (logged): start both afresh
+            task.cancel()
+        self._ready.clear()
         self.listener = Listener(
             self._dsn, on_notice=self._received, on_ready=self._listening, on_lost=self._lost
         )
-        self._tasks = [
+        self._runners = [
             asyncio.create_task(self.listener.run(), name="joycart-listen"),
             asyncio.create_task(self._dispatch(), name="joycart-dispatch"),
         ]
+        for task in self._runners:
+            task.add_done_callback(self._finished)
 
     async def ready(self) -> None:
         """Return once LISTEN is in place (starting the listener if need be)."""
@@ -137,12 +142,11 @@ class Hub:
         return self._ready.is_set()
 
     async def close(self) -> None:
-        tasks, self._tasks = self._tasks, []
+        tasks = [*self._runners, *self._replays]
+        self._runners, self._replays = [], set()
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._ready.clear()
 
     # -- connections and watches ---------------------------------------------------------------
@@ -233,14 +237,13 @@ class Hub:
                 watch.push(order_id)
         if self._sellers:
             task = asyncio.create_task(self._replay(since - REPLAY_MARGIN))
-            self._tasks.append(task)
-            task.add_done_callback(self._forget)
+            self._replays.add(task)
+            task.add_done_callback(self._finished)
 
-    def _forget(self, task: asyncio.Task[None]) -> None:
-        if task in self._tasks:
-            self._tasks.remove(task)
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._replays.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            log.error("real-time catch-up failed", exc_info=task.exception())
+            log.error("real-time task %s failed", task.get_name(), exc_info=task.exception())
 
     async def _replay(self, since: datetime) -> None:
         async with self._sessions() as session:
@@ -289,7 +292,6 @@ class Hub:
     def _route(
         self, notice: Notice, sellers: dict[uuid.UUID, list[tuple[uuid.UUID, uuid.UUID]]]
     ) -> None:
-        self.delivered += 1
         for watch in list(self._orders.get(notice.order_id, ())):
             watch.push(notice.order_id)
         pairs = sellers.get(notice.order_id, [])

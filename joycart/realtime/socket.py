@@ -233,6 +233,9 @@ class SocketHandler(BaseGraphQLTransportWSHandler[Context, None]):
                     )
                     return
                 wait = min(wait, left, check_due - loop.time())
+            if wait > 0 and not connection.signed_in.done():
+                await asyncio.wait({connection.signed_in}, timeout=wait)  # from now: its expiry
+                continue
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue

@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 from sqlalchemy import text
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from joycart.bootstrap import Services
 from joycart.db import transaction
@@ -428,3 +430,17 @@ async def test_after_the_listen_connection_is_lost_every_subscriber_catches_up(
         await deliver(razorpay, razorpay.pay(renewed["order"]["payment"]["razorpayOrderId"]))
         await buyer.until(watched, lambda d: order_of(d)["status"] == "PAID")
     await assert_invariants(services.engine)
+
+
+async def test_a_page_on_an_origin_cors_allows_may_open_a_socket_and_another_may_not(
+    api: Api, server: str
+) -> None:
+    buyer = await api.register("USER")
+    async with GqlSocket.connect(
+        server, bearer(buyer.token), origin=Origin("http://localhost:5173")
+    ) as sock:
+        assert await sock.barrier() == []
+    with pytest.raises(InvalidStatus) as refused:
+        async with GqlSocket.connect(server, origin=Origin("https://evil.example")):
+            pass
+    assert refused.value.response.status_code == 403
