@@ -25,7 +25,7 @@ from joycart.schema.errors import MaskInternalErrors, QuietSchema
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
 from joycart.schema.shopping import ShoppingMutation, ShoppingQuery
-from joycart.schema.subscriptions import Subscription
+from joycart.schema.subscriptions import Subscription, SubscriptionsOverSocketsOnly
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -51,6 +51,7 @@ def _extensions(production: bool) -> list[type[SchemaExtension] | Callable[[], S
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         MaskInternalErrors,
+        SubscriptionsOverSocketsOnly,
     ]
     if production:
         extensions.append(DisableIntrospection)

@@ -9,10 +9,12 @@ not exist, and no watch is ever registered for it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Iterator
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ExecutionResult, GraphQLError
+from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
 from joycart.errors import NotFound
 from joycart.realtime.connection import SocketConnection
@@ -22,13 +24,30 @@ from joycart.schema.socket_context import SocketContext
 from joycart.schema.types import JCInfo, Order, OrderItem
 
 
+def _over_http() -> GraphQLError:
+    return GraphQLError(
+        "Subscriptions are served over WebSocket (graphql-transport-ws) at /graphql.",
+        extensions={"code": "INVALID_INPUT"},
+    )
+
+
+class SubscriptionsOverSocketsOnly(SchemaExtension):
+    """A subscription sent over HTTP is refused before it runs (executed as a query, its
+    resolver would hand back a generator that no query can complete)."""
+
+    def on_execute(self) -> Iterator[None]:
+        execution = self.execution_context
+        if execution.operation_type is OperationType.SUBSCRIPTION and not isinstance(
+            execution.context, SocketContext
+        ):
+            execution.result = ExecutionResult(data=None, errors=[_over_http()])
+        yield
+
+
 def _socket(info: JCInfo) -> tuple[SocketContext, SocketConnection]:
     ctx = info.context
     if not isinstance(ctx, SocketContext) or ctx.connection is None:
-        raise GraphQLError(
-            "Subscriptions are served over WebSocket (graphql-transport-ws) at /graphql.",
-            extensions={"code": "INVALID_INPUT"},
-        )
+        raise _over_http()
     return ctx, ctx.connection
 
 

@@ -444,3 +444,19 @@ async def test_a_page_on_an_origin_cors_allows_may_open_a_socket_and_another_may
         async with GqlSocket.connect(server, origin=Origin("https://evil.example")):
             pass
     assert refused.value.response.status_code == 403
+
+
+async def test_a_subscription_sent_over_http_is_refused_plainly(api: Api) -> None:
+    seller = await api.register("SELLER")
+    response = await api.raw("subscription { sellerOrderItemUpdated { id } }", token=seller.token)
+    assert response.status_code == 200
+    assert response.json() == {
+        "data": None,
+        "errors": [
+            {
+                "message": "Subscriptions are served over WebSocket (graphql-transport-ws) at "
+                "/graphql.",
+                "extensions": {"code": "INVALID_INPUT"},
+            }
+        ],
+    }
