@@ -256,8 +256,8 @@ async def main(sockets: int, seconds: int, rich: bool) -> None:
             line("updates committed", f"{updates} ({updates / seconds:.0f}/s for {seconds} s)")
             line(
                 "messages received",
-                f"{messages} ({messages / updates:.0%} of updates: the rest were coalesced "
-                "into a later message)",
+                f"{messages}: {messages / updates:.0%} of updates had one of their own "
+                "(others were coalesced into a later one)",
             )
             line(
                 "every order's last update delivered",
