@@ -65,6 +65,7 @@ def password_needs_rehash(password_hash: str) -> bool:
 class AccessClaims:
     user_id: uuid.UUID
     issued_at: datetime
+    expires_at: datetime
 
 
 def issue_access_token(secret: str, user_id: uuid.UUID, now: datetime | None = None) -> str:
@@ -95,7 +96,9 @@ def decode_access_token(secret: str, token: str) -> AccessClaims:
         expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
         if expires_at - issued_at > ACCESS_TOKEN_TTL:
             raise Unauthenticated("The access token lives longer than allowed.")
-        return AccessClaims(user_id=uuid.UUID(str(claims["sub"])), issued_at=issued_at)
+        return AccessClaims(
+            user_id=uuid.UUID(str(claims["sub"])), issued_at=issued_at, expires_at=expires_at
+        )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise Unauthenticated("The access token is invalid or expired; sign in again.") from exc
 

@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import select
@@ -20,7 +21,6 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from joycart.db import Sessions
 from joycart.models import (
     Order,
     OrderAddress,
@@ -39,12 +39,14 @@ from joycart.models import (
 K = uuid.UUID
 V = TypeVar("V")
 Fetch = Callable[[AsyncSession, Sequence[K]], Awaitable[list[V]]]
+# Where a batch gets its session: a session factory, or one session a subscription update shares.
+SessionSource = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
 class SessionLoader(DataLoader[K, V]):
     """A DataLoader whose batch function can also run on a session the caller holds."""
 
-    def __init__(self, sessions: Sessions, fetch: Fetch[V]) -> None:
+    def __init__(self, sessions: SessionSource, fetch: Fetch[V]) -> None:
         async def load_fn(keys: list[K]) -> list[V]:
             async with sessions() as session:
                 return await fetch(session, keys)
@@ -147,7 +149,7 @@ async def _order_address(session: AsyncSession, keys: Sequence[K]) -> list[Order
 
 
 class Loaders:
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: SessionSource) -> None:
         self.users = SessionLoader[UserCard | None](sessions, _user_cards)
         self.products = SessionLoader[Product | None](sessions, _by_id(Product))
         self.orders = SessionLoader[Order | None](sessions, _by_id(Order))
