@@ -13,7 +13,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from joycart.bootstrap import Services
@@ -93,7 +93,8 @@ def create_app(
     *,
     lifespan: Callable[[Starlette], Any] | None = None,
 ) -> Starlette:
-    graphql = GraphQLView(services)
+    origins, origin_regex = _cors_origins(services)
+    graphql = GraphQLView(services, allowed_origins=origins, origin_regex=origin_regex)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -119,10 +120,11 @@ def create_app(
             return PlainTextResponse("Not found", 404)
         return FileResponse(path, headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
-    origins, origin_regex = _cors_origins(services)
     app = Starlette(
         routes=[
             Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
+            WebSocketRoute("/graphql", graphql),
             Route("/webhooks/razorpay", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

@@ -14,6 +14,8 @@ from joycart.config import Settings
 from joycart.db import Sessions, make_engine, make_sessions
 from joycart.integrations.images import ImageStore, LocalImageStore
 from joycart.integrations.razorpay import PaymentGateway, RazorpayGateway
+from joycart.realtime.hub import Hub
+from joycart.realtime.limits import SocketLimits
 
 log = logging.getLogger("joycart")
 
@@ -26,10 +28,12 @@ class Services:
     gateway: PaymentGateway
     images: ImageStore
     webhook_secret: str
+    realtime: Hub
     # What time it is for timed business rules (the return window); tests set their own.
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def close(self) -> None:
+        await self.realtime.close()
         await self.engine.dispose()
 
 
@@ -60,12 +64,22 @@ def build_services(
     settings: Settings, *, database_url: str, razorpay_api_url: str | None = None
 ) -> Services:
     engine = make_engine(database_url, pool_size=settings.db_pool_size)
+    sessions = make_sessions(engine)
     assert settings.razorpay_webhook_secret
     return Services(
         settings=settings,
         engine=engine,
-        sessions=make_sessions(engine),
+        sessions=sessions,
         gateway=build_gateway(settings, api_url=razorpay_api_url),
         images=build_images(settings),
         webhook_secret=settings.razorpay_webhook_secret,
+        # One LISTEN connection per process, opened by the first subscription.
+        realtime=Hub(
+            listen_url=settings.listen_database_url or database_url,
+            sessions=sessions,
+            # A subscriber's update is a few reads of committed rows, like a query's sibling
+            # fields: without BEGIN and ROLLBACK around each, half the round trips.
+            read_sessions=make_sessions(engine.execution_options(isolation_level="AUTOCOMMIT")),
+            limits=SocketLimits.of(settings),
+        ),
     )

@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     persisted_queries_max: int = Field(default=10_000, ge=0)  # client-registered documents
     persisted_queries_per_minute: int = Field(default=60, ge=0)  # registrations per address
     public_cache_seconds: int = Field(default=5, ge=0, le=86_400)  # max-age of public reads
+    # Real-time updates (GraphQL subscriptions over WebSocket). LISTEN needs a session of its
+    # own, which a transaction-mode pooler cannot give: point this at PostgreSQL directly.
+    listen_database_url: str | None = None
+    ws_max_subscriptions: int = Field(default=20, ge=1, le=1000)  # per socket
+    ws_max_connections_per_user: int = Field(default=10, ge=1, le=1000)  # per process
+    ws_keepalive_seconds: float = Field(default=15.0, gt=0, le=300)
+    ws_queue_size: int = Field(default=64, ge=1, le=10_000)  # notices one subscription may lag
+    ws_send_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
     @property
     def is_production(self) -> bool:

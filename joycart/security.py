@@ -65,6 +65,7 @@ def password_needs_rehash(password_hash: str) -> bool:
 class AccessClaims:
     user_id: uuid.UUID
     issued_at: datetime
+    expires_at: datetime
     # The account's token version when the token was issued: signing out everywhere or changing
     # the password raises the version, and every older token stops at once.
     token_version: int = 0
@@ -117,6 +118,7 @@ def decode_access_token(secret: str, token: str) -> AccessClaims:
         return AccessClaims(
             user_id=uuid.UUID(str(claims["sub"])),
             issued_at=issued_at,
+            expires_at=expires_at,
             token_version=version,
             family_id=uuid.UUID(str(family)) if family is not None else None,
         )

@@ -17,6 +17,7 @@ hooks in where each of those happens instead of re-implementing the view:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,6 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from strawberry.asgi import GraphQL
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, process_result
 from strawberry.http.base import BaseRequestProtocol
@@ -44,6 +44,7 @@ from joycart.http.negotiation import (
     refusal_response,
 )
 from joycart.http.persisted import Mode, PersistedQueries
+from joycart.realtime.socket import SubscriptionsGraphQL
 from joycart.schema import build_schema
 from joycart.schema.context import Context
 
@@ -75,11 +76,23 @@ class _Exchange:
 _exchange: ContextVar[_Exchange] = ContextVar("joycart_graphql_exchange")
 
 
-class GraphQLView(GraphQL[Context, None]):
-    def __init__(self, services: Services) -> None:
+class GraphQLView(SubscriptionsGraphQL):
+    """One instance serves `Route("/graphql")` and `WebSocketRoute("/graphql")` (subscriptions,
+    in `joycart.realtime.socket`)."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        allowed_origins: Sequence[str] = (),
+        origin_regex: str | None = None,
+    ) -> None:
         settings = services.settings
         super().__init__(
             build_schema(production=settings.is_production),
+            services=services,
+            allowed_origins=allowed_origins,
+            origin_regex=origin_regex,
             graphql_ide=None if settings.is_production else "graphiql",
             allow_queries_via_get=True,
             multipart_uploads_enabled=True,
@@ -132,9 +145,6 @@ class GraphQLView(GraphQL[Context, None]):
         finally:
             _exchange.reset(token)
         await response(scope, receive, send)
-
-    async def get_context(self, request: Any, response: Any) -> Context:
-        return Context(request=request, response=response, services=self.services)
 
     def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
         # Only a browser page load: a GET naming no operation that asks for HTML. A GET that

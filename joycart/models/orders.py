@@ -155,6 +155,8 @@ class OrderEvent(Base):
     """What happened to an order, who or what did it, and from which webhook or job."""
 
     __tablename__ = "order_events"
+    # A real-time listener back from an outage asks what changed while it was away.
+    __table_args__ = (Index("ix_order_events_created_at", "created_at"),)
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     order_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("orders.id"), index=True)

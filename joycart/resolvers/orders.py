@@ -59,6 +59,15 @@ async def seller_items(
     return await newest_first(session, stmt, OrderItem, first=first, after=after)
 
 
+async def seller_item(
+    session: AsyncSession, *, seller: User, order_item_id: uuid.UUID
+) -> OrderItem | None:
+    """One item of the seller's products, or None: a seller sees their own items only."""
+    return await session.scalar(
+        select(OrderItem).where(OrderItem.id == order_item_id, OrderItem.seller_id == seller.id)
+    )
+
+
 async def visible_order(session: AsyncSession, *, viewer: User, order_id: str) -> Order | None:
     """An order its buyer, or a seller of one of its items, may see; None for anyone else."""
     try:

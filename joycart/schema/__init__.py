@@ -29,6 +29,7 @@ from joycart.schema.fulfilment import FulfilmentMutation
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
 from joycart.schema.shopping import ShoppingMutation, ShoppingQuery
+from joycart.schema.subscriptions import Subscription, SubscriptionsOverSocketsOnly
 
 MAX_DEPTH = 12
 MAX_ALIASES = 30
@@ -64,6 +65,7 @@ def _extensions(production: bool) -> list[type[SchemaExtension] | Callable[[], S
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
         MaskInternalErrors,
+        SubscriptionsOverSocketsOnly,
     ]
     if production:
         extensions.append(DisableIntrospection)
@@ -74,6 +76,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
     return AdmittingSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=_extensions(production),
         config=StrawberryConfig(disable_field_suggestions=production),
     )

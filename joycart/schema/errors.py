@@ -108,7 +108,14 @@ class MaskInternalErrors(SchemaExtension):
 
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
+        self._mask(self.execution_context.result)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each result a subscription sends is masked the same way, before it is sent."""
+        self._mask(result)
+        yield
+
+    def _mask(self, result: Any) -> None:
         found = getattr(result, "errors", None)
         if not found:
             return
@@ -146,7 +153,7 @@ class MaskInternalErrors(SchemaExtension):
                     extensions={"code": "INTERNAL", "requestId": request_id},
                 )
             )
-        result.errors = masked  # type: ignore[union-attr]
+        result.errors = masked
 
 
 class QuietSchema(strawberry.Schema):

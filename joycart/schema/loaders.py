@@ -42,7 +42,8 @@ from joycart.models import (
 K = uuid.UUID
 V = TypeVar("V")
 Fetch = Callable[[AsyncSession, Sequence[K]], Awaitable[list[V]]]
-Sessions = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+# Where a batch gets its session: a session factory, or one session a subscription update shares.
+SessionSource = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 # An order's history shows at most its latest this many events: one order with a runaway log
 # cannot make a page of orders heavy.
 EVENTS_PER_ORDER = 100
@@ -51,7 +52,7 @@ EVENTS_PER_ORDER = 100
 class SessionLoader(DataLoader[K, V]):
     """A DataLoader whose batch function can also run on a session the caller holds."""
 
-    def __init__(self, sessions: Sessions, fetch: Fetch[V]) -> None:
+    def __init__(self, sessions: SessionSource, fetch: Fetch[V]) -> None:
         async def load_fn(keys: list[K]) -> list[V]:
             async with sessions() as session:
                 return await fetch(session, keys)
@@ -179,7 +180,7 @@ async def _order_address(session: AsyncSession, keys: Sequence[K]) -> list[Order
 
 
 class Loaders:
-    def __init__(self, sessions: Sessions) -> None:
+    def __init__(self, sessions: SessionSource) -> None:
         self.users = SessionLoader[UserCard | None](sessions, _user_cards)
         self.products = SessionLoader[Product | None](sessions, _by_id(Product))
         self.orders = SessionLoader[Order | None](sessions, _by_id(Order))

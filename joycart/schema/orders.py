@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import strawberry
 
+from joycart import models
 from joycart.errors import GatewayUnavailable
 from joycart.resolvers import orders, payments
+from joycart.schema.context import Context
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.pagination import (
     Connection,
@@ -18,6 +21,22 @@ from joycart.schema.pagination import (
 from joycart.schema.types import JCInfo, Order, OrderItem, Refund, Viewer
 
 log = logging.getLogger("joycart.graphql")
+
+
+async def order_for_viewer(ctx: Context, viewer: models.User, order_id: str) -> Order | None:
+    """The order as `viewer` may see it, or None: the one rule of `order(id)` and `orderUpdated`."""
+    async with ctx.read() as session:
+        row = await orders.visible_order(session, viewer=viewer, order_id=order_id)
+    return Order.of(row, Viewer.of(viewer)) if row is not None else None
+
+
+async def seller_item_for_viewer(
+    ctx: Context, seller: models.User, order_item_id: uuid.UUID
+) -> OrderItem | None:
+    """One of the seller's own items as they may see it, or None (`sellerOrderItemUpdated`)."""
+    async with ctx.read() as session:
+        row = await orders.seller_item(session, seller=seller, order_item_id=order_item_id)
+    return OrderItem.of(row, Viewer.of(seller)) if row is not None else None
 
 
 @strawberry.type
@@ -52,9 +71,7 @@ class OrdersQuery:
         user = await info.context.user()
         if user is None:
             return None
-        async with info.context.read() as session:
-            row = await orders.visible_order(session, viewer=user, order_id=id)
-        return Order.of(row, Viewer.of(user)) if row is not None else None
+        return await order_for_viewer(info.context, user, id)
 
     @strawberry.field(description="Items of the caller's products across all orders, newest first.")
     async def seller_order_items(
