@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     payment_window_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     rate_limits: Literal["on", "off"] = "on"
     cors_origins: str | None = None
+    # Comma-separated addresses or networks (CIDR) of the proxies in front of the API: only from
+    # these is X-Forwarded-For (the client's address, for rate limits) or X-Request-Id believed.
+    trusted_proxies: str = "127.0.0.1"
     public_url: str | None = None
     return_window_days: int = Field(default=7, ge=1, le=365)
     # Not in the contract: knobs for operators and tests.
@@ -69,6 +72,11 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """`trusted_proxies` as uvicorn's `forwarded_allow_ips` takes it (`*` trusts anyone)."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     @property
     def uses_simulated_gateway(self) -> bool:

@@ -66,18 +66,33 @@ class AccessClaims:
     user_id: uuid.UUID
     issued_at: datetime
     expires_at: datetime
+    # The account's token version when the token was issued: signing out everywhere or changing
+    # the password raises the version, and every older token stops at once.
+    token_version: int = 0
+    # The refresh-token family (one sign-in) the token belongs to: revoking the family ends it.
+    family_id: uuid.UUID | None = None
 
 
-def issue_access_token(secret: str, user_id: uuid.UUID, now: datetime | None = None) -> str:
+def issue_access_token(
+    secret: str,
+    user_id: uuid.UUID,
+    now: datetime | None = None,
+    *,
+    token_version: int = 0,
+    family_id: uuid.UUID | None = None,
+) -> str:
     now = now or datetime.now(UTC)
-    claims = {
+    claims: dict[str, object] = {
         "sub": str(user_id),
         "iat": int(now.timestamp()),
         "exp": int((now + ACCESS_TOKEN_TTL).timestamp()),
         "iss": ISSUER,
         "aud": AUDIENCE,
         "jti": secrets.token_hex(8),
+        "ver": token_version,
     }
+    if family_id is not None:
+        claims["fam"] = str(family_id)
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
@@ -96,8 +111,16 @@ def decode_access_token(secret: str, token: str) -> AccessClaims:
         expires_at = datetime.fromtimestamp(int(claims["exp"]), UTC)
         if expires_at - issued_at > ACCESS_TOKEN_TTL:
             raise Unauthenticated("The access token lives longer than allowed.")
+        version = claims.get("ver", 0)
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise Unauthenticated("The access token is invalid; sign in again.")
+        family = claims.get("fam")
         return AccessClaims(
-            user_id=uuid.UUID(str(claims["sub"])), issued_at=issued_at, expires_at=expires_at
+            user_id=uuid.UUID(str(claims["sub"])),
+            issued_at=issued_at,
+            expires_at=expires_at,
+            token_version=version,
+            family_id=uuid.UUID(str(family)) if family is not None else None,
         )
     except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
         raise Unauthenticated("The access token is invalid or expired; sign in again.") from exc

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from joycart.bootstrap import Services
 from joycart.errors import GatewayUnavailable
 from joycart.integrations.images import ImageStore, ImageStoreError, LocalImageStore
-from joycart.resolvers import jobs, orders, payments
+from joycart.resolvers import jobs, limits, orders, payments
 from joycart.resolvers.inbox import apply_recorded
 from joycart.resolvers.locks import LockBusy
 from joycart.resolvers.reconcile import reconcile
@@ -109,9 +109,10 @@ async def schedule_reconciliation(session: AsyncSession) -> None:
 
 
 async def run_once(services: Services) -> RunStats:
-    """One pass: expire what is due, then run the jobs that are due."""
+    """One pass: expire what is due, drop ended rate-limit windows, then run the due jobs."""
     async with services.sessions() as session, session.begin():
         expired = await orders.expire_due_orders(session)
+        await limits.prune_windows(session)
     stats = await run_due_jobs(services)
     stats.orders_expired = expired
     return stats

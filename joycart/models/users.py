@@ -6,7 +6,7 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, Index, LargeBinary, String, func
+from sqlalchemy import DateTime, ForeignKey, Index, Integer, LargeBinary, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from joycart.models.base import Base, created_at_column, enum_column, uuid_pk
@@ -25,6 +25,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(100))
     role: Mapped[Role] = mapped_column(enum_column(Role, "role"))
     password_hash: Mapped[str] = mapped_column(String(200))
+    # In every access token (`ver`); raising it ends every access token issued before, at once
+    # (sign out everywhere, password change).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
 
 
@@ -55,5 +58,8 @@ class RateLimitHit(Base):
     __tablename__ = "rate_limit_hits"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
-    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    # Indexed on its own: the worker deletes windows that ended long ago.
+    window_start: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), primary_key=True, index=True
+    )
     count: Mapped[int]

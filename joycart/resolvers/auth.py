@@ -1,29 +1,35 @@
-"""Accounts: registration, login, refresh-token rotation with reuse detection."""
+"""Accounts: registration, login, refresh-token rotation with reuse detection, and signing out.
+
+A sign-in starts a refresh-token *family*; every access token names its family (`fam`) and the
+account's token version (`ver`). Signing out one family (`logout`), every family
+(`logout_everywhere`) or changing the password ends the matching access tokens at once:
+`user_for_token` checks both in the statement that loads the caller.
+
+Every writer of an account's tokens locks the account row first (`_lock_user`), so a refresh
+racing a sign-out either finishes before it (and its new token is revoked with the rest) or
+sees the revocation.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import false, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart import security, validation
-from joycart.errors import (
-    EmailTaken,
-    InvalidCredentials,
-    InvalidInput,
-    RateLimited,
-    Unauthenticated,
-)
-from joycart.models import RateLimitHit, RefreshToken, Role, User
+from joycart.errors import EmailTaken, InvalidCredentials, InvalidInput, Unauthenticated
+from joycart.models import RefreshToken, Role, User
+from joycart.resolvers.limits import hit_rate_limit
+
+__all__ = ["hit_rate_limit"]  # re-exported: the rate limiter lives in resolvers.limits
 
 MIN_PASSWORD = 8
 MAX_PASSWORD = 128  # checked before hashing: a 1 MB password never reaches argon2
-LOGIN_ATTEMPTS_PER_WINDOW = 10
-LOGIN_WINDOW = timedelta(minutes=5)
+SIGNED_OUT = "This session was signed out; sign in again."
 
 
 class FamilyRevoked(Exception):
@@ -41,27 +47,63 @@ class AuthResult:
     refresh_token: str
 
 
-def _check_password(password: str) -> None:
+def _check_password(password: str, field: str = "password") -> None:
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise InvalidInput(
-            f"Password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.", field="password"
+            f"Password must be {MIN_PASSWORD} to {MAX_PASSWORD} characters.", field=field
         )
+
+
+async def _lock_user(session: AsyncSession, user_id: uuid.UUID) -> User:
+    """The account row, locked: token writers of one account queue here, in one order."""
+    user = await session.scalar(
+        select(User)
+        .where(User.id == user_id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    if user is None:
+        raise Unauthenticated("The account no longer exists.")
+    return user
 
 
 async def _issue(
     session: AsyncSession, *, user: User, jwt_secret: str, family_id: uuid.UUID | None = None
 ) -> AuthResult:
     token, token_hash = security.new_refresh_token()
+    family = family_id or uuid.uuid4()
     session.add(
         RefreshToken(
             user_id=user.id,
-            family_id=family_id or uuid.uuid4(),
+            family_id=family,
             token_hash=token_hash,
             expires_at=datetime.now(UTC) + security.REFRESH_TOKEN_TTL,
         )
     )
     await session.flush()
-    return AuthResult(user, security.issue_access_token(jwt_secret, user.id), token)
+    access = security.issue_access_token(
+        jwt_secret, user.id, token_version=user.token_version, family_id=family
+    )
+    return AuthResult(user, access, token)
+
+
+async def _revoke(
+    session: AsyncSession, *, user_id: uuid.UUID, family_id: uuid.UUID | None = None
+) -> int:
+    """Revoke the account's tokens (one family, or all); returns how many live sessions ended."""
+    now = datetime.now(UTC)
+    stmt = update(RefreshToken).where(
+        RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None)
+    )
+    if family_id is not None:
+        stmt = stmt.where(RefreshToken.family_id == family_id)
+    rows = await session.execute(
+        stmt.values(revoked_at=now).returning(
+            RefreshToken.family_id, RefreshToken.used_at, RefreshToken.expires_at
+        )
+    )
+    # A family is a live session while its newest token is unused and unexpired.
+    return len({r.family_id for r in rows if r.used_at is None and r.expires_at > now})
 
 
 async def register(
@@ -91,12 +133,17 @@ async def login(session: AsyncSession, *, email: str, password: str, jwt_secret:
     """Same answer, in about the same time, for a wrong password and an unknown email."""
     if len(password) > MAX_PASSWORD or not email.isprintable():
         raise InvalidCredentials("Email or password is incorrect.")
-    user = await session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
-    ok = await security.verify_password(user.password_hash if user else None, password)
-    if user is None or not ok:
+    found = await session.scalar(
+        select(User).where(func.lower(User.email) == email.strip().lower())
+    )
+    ok = await security.verify_password(found.password_hash if found else None, password)
+    if found is None or not ok:
         raise InvalidCredentials("Email or password is incorrect.")
-    if security.password_needs_rehash(user.password_hash):
-        user.password_hash = await security.hash_password(password)
+    rehash = security.password_needs_rehash(found.password_hash)
+    new_hash = await security.hash_password(password) if rehash else None
+    user = await _lock_user(session, found.id)  # after argon2: the lock is held for ms only
+    if new_hash is not None:
+        user.password_hash = new_hash
     return await _issue(session, user=user, jwt_secret=jwt_secret)
 
 
@@ -107,10 +154,18 @@ async def refresh(session: AsyncSession, *, refresh_token: str, jwt_secret: str)
     answers `UNAUTHENTICATED`.
     """
     now = datetime.now(UTC)
+    token_hash = security.hash_refresh_token(refresh_token)
+    owner = await session.scalar(
+        select(RefreshToken.user_id).where(RefreshToken.token_hash == token_hash)
+    )
+    if owner is None:
+        raise Unauthenticated("The refresh token is invalid or expired; sign in again.")
+    user = await _lock_user(session, owner)
     row = await session.scalar(
         select(RefreshToken)
-        .where(RefreshToken.token_hash == security.hash_refresh_token(refresh_token))
+        .where(RefreshToken.token_hash == token_hash)
         .with_for_update()
+        .execution_options(populate_existing=True)
     )
     if row is None or row.revoked_at is not None or row.expires_at <= now:
         raise Unauthenticated("The refresh token is invalid or expired; sign in again.")
@@ -124,34 +179,76 @@ async def refresh(session: AsyncSession, *, refresh_token: str, jwt_secret: str)
             Unauthenticated("This refresh token was already used; every session of it is revoked.")
         )
     row.used_at = now
-    user = await session.get_one(User, row.user_id)
     return await _issue(session, user=user, jwt_secret=jwt_secret, family_id=row.family_id)
 
 
-async def user_for_token(session: AsyncSession, *, token: str, jwt_secret: str) -> User:
-    claims = security.decode_access_token(jwt_secret, token)
-    user = await session.get(User, claims.user_id)
-    if user is None:
-        raise Unauthenticated("The account for this token no longer exists.")
-    return user
-
-
-async def hit_rate_limit(
-    session: AsyncSession, *, key: str, limit: int, window: timedelta = LOGIN_WINDOW
-) -> None:
-    """Count one attempt in a window shared by every process; refuse once over the limit."""
-    now = datetime.now(UTC)
-    seconds = int(window.total_seconds())
-    start = datetime.fromtimestamp(int(now.timestamp()) // seconds * seconds, UTC)
-    count = await session.scalar(
-        insert(RateLimitHit)
-        .values(key=key, window_start=start, count=1)
-        .on_conflict_do_update(
-            index_elements=[RateLimitHit.key, RateLimitHit.window_start],
-            set_={"count": RateLimitHit.count + 1},
+async def logout(session: AsyncSession, *, refresh_token: str) -> int:
+    """End the sign-in this refresh token belongs to: its family and its access tokens."""
+    row = await session.scalar(
+        select(RefreshToken).where(
+            RefreshToken.token_hash == security.hash_refresh_token(refresh_token)
         )
-        .returning(RateLimitHit.count)
     )
-    if count is not None and count > limit:
-        retry = int((start + window - now).total_seconds()) + 1
-        raise RateLimited(f"Too many attempts; try again in {retry} seconds.")
+    if row is None:
+        raise Unauthenticated("The refresh token is invalid; there is no session to sign out.")
+    await _lock_user(session, row.user_id)
+    return await _revoke(session, user_id=row.user_id, family_id=row.family_id)
+
+
+async def logout_everywhere(session: AsyncSession, *, user: User) -> int:
+    """End every sign-in of the account: all refresh families, and every access token at once."""
+    locked = await _lock_user(session, user.id)
+    locked.token_version += 1
+    return await _revoke(session, user_id=user.id)
+
+
+async def change_password(
+    session: AsyncSession,
+    *,
+    user: User,
+    current_password: str,
+    new_password: str,
+    jwt_secret: str,
+) -> AuthResult:
+    """Needs the current password; ends every other sign-in and returns a new one."""
+    _check_password(new_password, field="newPassword")
+    if len(current_password) > MAX_PASSWORD or not await security.verify_password(
+        user.password_hash, current_password
+    ):
+        raise InvalidCredentials("The current password is incorrect.", field="currentPassword")
+    new_hash = await security.hash_password(new_password)
+    locked = await _lock_user(session, user.id)
+    if locked.password_hash != user.password_hash:  # changed meanwhile: verify against the new
+        raise InvalidCredentials("The current password is incorrect.", field="currentPassword")
+    locked.password_hash = new_hash
+    locked.token_version += 1
+    await _revoke(session, user_id=user.id)
+    return await _issue(session, user=locked, jwt_secret=jwt_secret)
+
+
+async def user_for_token(session: AsyncSession, *, token: str, jwt_secret: str) -> User:
+    """The account an access token acts for, if its sign-in is still live.
+
+    One statement loads the account and whether the token's family was revoked: a signed-out
+    token stops at its next request, at no extra round trip.
+    """
+    claims = security.decode_access_token(jwt_secret, token)
+    revoked = (
+        select(RefreshToken.id)
+        .where(
+            RefreshToken.family_id == claims.family_id,
+            RefreshToken.user_id == claims.user_id,
+            RefreshToken.revoked_at.is_not(None),
+        )
+        .exists()
+        if claims.family_id is not None
+        else false()
+    )
+    stmt = select(User, revoked.label("revoked")).where(User.id == claims.user_id)
+    found = (await session.execute(stmt)).one_or_none()
+    if found is None:
+        raise Unauthenticated("The account for this token no longer exists.")
+    user, family_revoked = found
+    if family_revoked or user.token_version != claims.token_version:
+        raise Unauthenticated(SIGNED_OUT)
+    return user

@@ -20,9 +20,11 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from joycart.schema.addresses import AddressesMutation, AddressesQuery
+from joycart.schema.admission import AdmittingSchema
 from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
-from joycart.schema.errors import MaskInternalErrors, QuietSchema
+from joycart.schema.cost import QueryCostRule
+from joycart.schema.errors import MaskInternalErrors
 from joycart.schema.fulfilment import FulfilmentMutation
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
@@ -52,6 +54,7 @@ Mutation = merge_types(
 _RULES: list[type[ASTValidationRule]] = [
     depth_rule(MAX_DEPTH, None, None),
     max_aliases_rule(MAX_ALIASES),
+    QueryCostRule,  # priced from the text alone, so its verdict is cached with validation
 ]
 
 
@@ -70,7 +73,7 @@ def _extensions(production: bool) -> list[type[SchemaExtension] | Callable[[], S
 
 
 def build_schema(*, production: bool = False) -> strawberry.Schema:
-    return QuietSchema(
+    return AdmittingSchema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

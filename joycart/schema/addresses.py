@@ -13,7 +13,7 @@ from joycart.resolvers import addresses
 from joycart.resolvers.addresses import AddressFields
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.shopping import OrderPayload
-from joycart.schema.types import JCInfo, Order
+from joycart.schema.types import JCInfo, Order, Viewer
 
 STATE_HELP = (
     "A state or union territory of India: its ISO 3166-2:IN code (KA, MH, DL, ...; the codes "
@@ -214,4 +214,4 @@ class AddressesMutation:
             order = await addresses.set_order_shipping_address(
                 session, buyer=buyer, order_id=order_id, address_id=address_id
             )
-        return OrderPayload(order=Order.of(order))
+        return OrderPayload(order=Order.of(order, Viewer.of(buyer)))

@@ -13,7 +13,7 @@ from joycart.schema.pagination import (
     decode_cursor,
     page_size,
 )
-from joycart.schema.types import JCInfo, Product, selected_subfields
+from joycart.schema.types import ANONYMOUS, JCInfo, Product, Viewer, selected_subfields
 
 
 @strawberry.input
@@ -58,6 +58,9 @@ class CatalogQuery:
         seller_id: strawberry.ID | None = None,
     ) -> Connection[Product]:
         size = page_size(first)
+        wanted = selected_subfields(info, ("products", "edges", "node"))
+        # Only a seller's own email depends on who asks: anonymous pages never look anyone up.
+        viewer = await info.context.public_viewer() if "seller" in wanted else ANONYMOUS
         async with info.context.read() as session:
             page = await catalog.list_products(
                 session,
@@ -66,17 +69,23 @@ class CatalogQuery:
                 search=search,
                 seller_id=seller_id,
             )
-            wanted = selected_subfields(info, ("products", "edges", "node"))
             nodes = await Product.many(
-                info, session, page.rows, seller="seller" in wanted, images="images" in wanted
+                info,
+                session,
+                page.rows,
+                viewer,
+                seller="seller" in wanted,
+                images="images" in wanted,
             )
         return connection(page.rows, nodes, page.has_next)
 
     @strawberry.field
     async def product(self, info: JCInfo, id: strawberry.ID) -> Product | None:
+        wanted = selected_subfields(info, ("product",))
+        viewer = await info.context.public_viewer() if "seller" in wanted else ANONYMOUS
         async with info.context.read() as session:
             row = await catalog.get_product(session, product_id=id)
-        return Product.of(row) if row is not None else None
+        return Product.of(row, viewer) if row is not None else None
 
 
 @strawberry.type
@@ -94,7 +103,7 @@ class CatalogMutation:
                 price=input.price,
                 stock=input.stock,
             )
-        return ProductPayload(product=Product.of(row))
+        return ProductPayload(product=Product.of(row, Viewer.of(seller)))
 
     @strawberry.mutation
     @user_errors(ProductPayload)
@@ -111,7 +120,7 @@ class CatalogMutation:
                 description=input.description,
                 price=input.price,
             )
-        return ProductPayload(product=Product.of(row))
+        return ProductPayload(product=Product.of(row, Viewer.of(seller)))
 
     @strawberry.mutation
     @user_errors(DeleteProductPayload)
@@ -131,4 +140,4 @@ class CatalogMutation:
             row = await catalog.adjust_stock(
                 session, seller=seller, product_id=product_id, delta=delta
             )
-        return ProductPayload(product=Product.of(row))
+        return ProductPayload(product=Product.of(row, Viewer.of(seller)))

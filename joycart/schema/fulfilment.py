@@ -13,7 +13,7 @@ from joycart.resolvers import fulfilment, payments, returns
 from joycart.schema.context import Context
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.fulfilment_types import ItemReturn, Shipment
-from joycart.schema.types import JCInfo, Refund
+from joycart.schema.types import JCInfo, Refund, Viewer
 
 log = logging.getLogger("joycart.graphql")
 
@@ -79,7 +79,7 @@ class FulfilmentMutation:
                 tracking_number=tracking_number,
                 now=ctx.services.clock(),
             )
-        return ShipmentPayload(shipment=Shipment.of(result.shipment))
+        return ShipmentPayload(shipment=Shipment.of(result.shipment, Viewer.of(seller)))
 
     @strawberry.mutation(
         description="Report a shipment of yours delivered (what a carrier integration will call)."
@@ -94,7 +94,7 @@ class FulfilmentMutation:
             result = await fulfilment.mark_shipment_delivered(
                 session, seller=seller, shipment_id=shipment_id, now=ctx.services.clock()
             )
-        return ShipmentPayload(shipment=Shipment.of(result.shipment))
+        return ShipmentPayload(shipment=Shipment.of(result.shipment, Viewer.of(seller)))
 
     @strawberry.mutation(
         description="Ask to send back delivered units of an item of your order, within "
@@ -116,7 +116,7 @@ class FulfilmentMutation:
                 now=ctx.services.clock(),
                 window=_window(ctx),
             )
-        return ReturnPayload(item_return=ItemReturn.of(result.ret))
+        return ReturnPayload(item_return=ItemReturn.of(result.ret, Viewer.of(buyer)))
 
     @strawberry.mutation(description="Accept a return of your item: the buyer may send it back.")
     @user_errors(ReturnPayload)
@@ -127,7 +127,7 @@ class FulfilmentMutation:
             result = await returns.approve_return(
                 session, seller=seller, return_id=return_id, now=ctx.services.clock()
             )
-        return ReturnPayload(item_return=ItemReturn.of(result.ret))
+        return ReturnPayload(item_return=ItemReturn.of(result.ret, Viewer.of(seller)))
 
     @strawberry.mutation(description="Refuse a requested return of your item, saying why.")
     @user_errors(ReturnPayload)
@@ -140,7 +140,7 @@ class FulfilmentMutation:
             result = await returns.reject_return(
                 session, seller=seller, return_id=return_id, reason=reason, now=ctx.services.clock()
             )
-        return ReturnPayload(item_return=ItemReturn.of(result.ret))
+        return ReturnPayload(item_return=ItemReturn.of(result.ret, Viewer.of(seller)))
 
     @strawberry.mutation(
         description="The returned units are back: refund exactly them (it settles when Razorpay "
@@ -162,4 +162,7 @@ class FulfilmentMutation:
             )
         assert result.refund is not None
         refund = await submit_owed_refund(ctx, result.refund)
-        return ReturnPayload(item_return=ItemReturn.of(result.ret), refund=Refund.of(refund))
+        viewer = Viewer.of(seller)
+        return ReturnPayload(
+            item_return=ItemReturn.of(result.ret, viewer), refund=Refund.of(refund, viewer)
+        )

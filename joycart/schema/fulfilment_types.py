@@ -1,22 +1,21 @@
 """GraphQL types of shipments and returns, and who may see them.
 
-The viewer rule for both is `fulfilment_rows_for` below: an order's buyer sees every shipment
-and return of it; a seller only those of their own items; anyone else none (they cannot reach
-the order in the first place: `order(id)` answers null).
+They follow the order viewer rule (joycart.schema.viewer): an order's buyer sees every shipment
+and return of it, a seller only those of their own items (`OrderScope.of_sellers`); anyone else
+cannot reach the order in the first place. Each object carries the `Viewer` it was built for
+and builds its items and refunds for the same viewer.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, TypeVar
 
 import strawberry
 
 from joycart import models
 from joycart.models.fulfilment import ReturnStatus, ShipmentStatus
-from joycart.schema.types import JCInfo, OrderItem, Refund
+from joycart.schema.types import JCInfo, OrderItem, OrderScope, Refund, Viewer
 
 strawberry.enum(ShipmentStatus, description="SHIPPED, then DELIVERED.")
 strawberry.enum(
@@ -25,29 +24,9 @@ strawberry.enum(
 )
 
 
-class _SellersRow(Protocol):
-    @property
-    def seller_id(self) -> uuid.UUID: ...
-
-
-RowT = TypeVar("RowT", bound=_SellersRow)
-
-
-def fulfilment_rows_for(
-    viewer: models.User | None, order: models.Order, rows: Sequence[RowT]
-) -> list[RowT]:
-    """The viewer rule: the buyer sees all the order's shipments and returns, a seller those of
-    their own items (a shipment holds one seller's items only), anyone else nothing."""
-    if viewer is None:
-        return []
-    if viewer.id == order.buyer_id:
-        return list(rows)
-    return [row for row in rows if row.seller_id == viewer.id]
-
-
-async def _item(info: JCInfo, order_id: uuid.UUID, item_id: uuid.UUID) -> OrderItem:
+async def _item(info: JCInfo, order_id: uuid.UUID, item_id: uuid.UUID, viewer: Viewer) -> OrderItem:
     rows = await info.context.loaders.items_by_order.load(order_id)
-    return OrderItem.of(next(r for r in rows if r.id == item_id))
+    return OrderItem.of(next(r for r in rows if r.id == item_id), viewer)
 
 
 @strawberry.type(description="Units of one order item in a shipment.")
@@ -55,10 +34,11 @@ class ShipmentItem:
     quantity: int
     row: strawberry.Private[models.ShipmentLine]
     order_id: strawberry.Private[uuid.UUID]
+    viewer: strawberry.Private[Viewer]
 
     @strawberry.field
     async def order_item(self, info: JCInfo) -> OrderItem:
-        return await _item(info, self.order_id, self.row.order_item_id)
+        return await _item(info, self.order_id, self.row.order_item_id, self.viewer)
 
 
 @strawberry.type(description="A parcel a seller sent for an order, with its tracking.")
@@ -70,9 +50,10 @@ class Shipment:
     shipped_at: datetime
     delivered_at: datetime | None
     row: strawberry.Private[models.Shipment]
+    viewer: strawberry.Private[Viewer]
 
     @classmethod
-    def of(cls, row: models.Shipment) -> Shipment:
+    def of(cls, row: models.Shipment, viewer: Viewer) -> Shipment:
         return cls(
             id=strawberry.ID(str(row.id)),
             status=row.status,
@@ -81,12 +62,16 @@ class Shipment:
             shipped_at=row.shipped_at,
             delivered_at=row.delivered_at,
             row=row,
+            viewer=viewer,
         )
 
     @strawberry.field(description="What the parcel holds.")
     async def items(self, info: JCInfo) -> list[ShipmentItem]:
         lines = await info.context.loaders.lines_by_shipment.load(self.row.id)
-        return [ShipmentItem(quantity=r.quantity, row=r, order_id=self.row.order_id) for r in lines]
+        return [
+            ShipmentItem(quantity=r.quantity, row=r, order_id=self.row.order_id, viewer=self.viewer)
+            for r in lines
+        ]
 
 
 @strawberry.type(
@@ -106,9 +91,10 @@ class ItemReturn:
     decided_at: datetime | None
     received_at: datetime | None
     row: strawberry.Private[models.Return]
+    viewer: strawberry.Private[Viewer]
 
     @classmethod
-    def of(cls, row: models.Return) -> ItemReturn:
+    def of(cls, row: models.Return, viewer: Viewer) -> ItemReturn:
         return cls(
             id=strawberry.ID(str(row.id)),
             status=row.status,
@@ -120,39 +106,38 @@ class ItemReturn:
             decided_at=row.decided_at,
             received_at=row.received_at,
             row=row,
+            viewer=viewer,
         )
 
     @strawberry.field
     async def order_item(self, info: JCInfo) -> OrderItem:
-        return await _item(info, self.row.order_id, self.row.order_item_id)
+        return await _item(info, self.row.order_id, self.row.order_item_id, self.viewer)
 
     @strawberry.field(description="The refund receiving the return started; null before that.")
     async def refund(self, info: JCInfo) -> Refund | None:
         if self.row.refund_id is None:
             return None
         rows = await info.context.loaders.refunds_by_item.load(self.row.order_item_id)
-        return next((Refund.of(r) for r in rows if r.id == self.row.refund_id), None)
+        return next((Refund.of(r, self.viewer) for r in rows if r.id == self.row.refund_id), None)
 
 
-async def order_shipments(info: JCInfo, order: models.Order) -> list[Shipment]:
+async def order_shipments(info: JCInfo, order: models.Order, scope: OrderScope) -> list[Shipment]:
     rows = await info.context.loaders.shipments_by_order.load(order.id)
-    viewer = await info.context.user()
-    return [Shipment.of(r) for r in fulfilment_rows_for(viewer, order, rows)]
+    return [Shipment.of(r, scope.viewer) for r in scope.of_sellers(rows)]
 
 
 async def order_returns(
-    info: JCInfo, order: models.Order, item_id: uuid.UUID | None = None
+    info: JCInfo, order: models.Order, scope: OrderScope, item_id: uuid.UUID | None = None
 ) -> list[ItemReturn]:
     rows = await info.context.loaders.returns_by_order.load(order.id)
-    viewer = await info.context.user()
     return [
-        ItemReturn.of(r)
-        for r in fulfilment_rows_for(viewer, order, rows)
+        ItemReturn.of(r, scope.viewer)
+        for r in scope.of_sellers(rows)
         if item_id is None or r.order_item_id == item_id
     ]
 
 
-async def item_returns(info: JCInfo, item: models.OrderItem) -> list[ItemReturn]:
+async def item_returns(info: JCInfo, item: models.OrderItem, viewer: Viewer) -> list[ItemReturn]:
     order = await info.context.loaders.orders.load(item.order_id)
     assert order is not None
-    return await order_returns(info, order, item.id)
+    return await order_returns(info, order, OrderScope.of(viewer, order), item.id)

@@ -16,7 +16,7 @@ from joycart.models import Role
 from joycart.resolvers import catalog, images
 from joycart.schema.catalog import ProductPayload
 from joycart.schema.errors import UserError, user_errors
-from joycart.schema.types import JCInfo, Product
+from joycart.schema.types import JCInfo, Product, Viewer
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -72,7 +72,7 @@ async def _product(info: JCInfo, product_id: object) -> ProductPayload:
         row = await catalog.get_product(session, product_id=str(product_id))
     if row is None:
         raise NotFound("No product with that ID among yours.", field="productId")
-    return ProductPayload(product=Product.of(row))
+    return ProductPayload(product=Product.of(row, await info.context.viewer()))
 
 
 @strawberry.type
@@ -101,7 +101,7 @@ class ImagesMutation:
         seller = await info.context.require_user(Role.SELLER)
         async with transaction(info.context.services.sessions) as session:
             row = await images.remove_product_image(session, seller=seller, image_id=image_id)
-        return ProductPayload(product=Product.of(row))
+        return ProductPayload(product=Product.of(row, Viewer.of(seller)))
 
     @mutation("Sign one direct browser upload to Cloudinary.")
     @user_errors(ImageUploadTicketPayload)

@@ -1,7 +1,8 @@
 """Per-request DataLoaders: one query per kind of object per page, whatever the page size.
 
 A batch normally opens its own short session (sibling fields resolve concurrently, and one
-session cannot run two statements at once). A resolver that already holds a session for a whole
+session cannot run two statements at once), through the request's `Context.read`, which caps the
+pooled connections a request holds. A resolver that already holds a session for a whole
 page can load through the same loaders with `load_many_in(session, keys)` instead: the batch runs
 on that session (no second connection from the pool) and its results are remembered in the
 loader, so a later `load` of the same key costs nothing.
@@ -16,14 +17,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from strawberry.dataloader import DataLoader
 
 from joycart.models import (
     Order,
     OrderAddress,
+    OrderEvent,
     OrderItem,
     Payment,
     Product,
@@ -41,6 +44,9 @@ V = TypeVar("V")
 Fetch = Callable[[AsyncSession, Sequence[K]], Awaitable[list[V]]]
 # Where a batch gets its session: a session factory, or one session a subscription update shares.
 SessionSource = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+# An order's history shows at most its latest this many events: one order with a runaway log
+# cannot make a page of orders heavy.
+EVENTS_PER_ORDER = 100
 
 
 class SessionLoader(DataLoader[K, V]):
@@ -127,6 +133,31 @@ def _grouped(model: Any, column: Any, order_by: Any) -> Fetch[list[Any]]:
     return fetch
 
 
+async def _recent_events(session: AsyncSession, keys: Sequence[K]) -> list[list[OrderEvent]]:
+    ranked = (
+        select(
+            OrderEvent,
+            func.row_number()
+            .over(partition_by=OrderEvent.order_id, order_by=OrderEvent.id.desc())
+            .label("recency"),
+        )
+        .where(OrderEvent.order_id.in_(keys))
+        .subquery()
+    )
+    event = aliased(OrderEvent, ranked)
+    rows = (
+        await session.scalars(
+            select(event)
+            .where(ranked.c.recency <= EVENTS_PER_ORDER)
+            .order_by(event.order_id, event.id)
+        )
+    ).all()
+    groups: dict[K, list[OrderEvent]] = defaultdict(list)
+    for row in rows:
+        groups[row.order_id].append(row)
+    return [groups.get(key, []) for key in keys]
+
+
 async def _current_payment(session: AsyncSession, keys: Sequence[K]) -> list[Payment | None]:
     rows = (
         await session.scalars(
@@ -164,6 +195,7 @@ class Loaders:
             sessions, _grouped(Refund, Refund.order_item_id, Refund.created_at)
         )
         self.payment_by_order = SessionLoader[Payment | None](sessions, _current_payment)
+        self.events_by_order = SessionLoader[list[OrderEvent]](sessions, _recent_events)
         # Fulfilment (schema/fulfilment.py, schema/addresses.py).
         self.address_by_order = SessionLoader[OrderAddress | None](sessions, _order_address)
         self.shipments_by_order = SessionLoader[list[Shipment]](

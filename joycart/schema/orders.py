@@ -18,7 +18,7 @@ from joycart.schema.pagination import (
     decode_cursor,
     page_size,
 )
-from joycart.schema.types import JCInfo, Order, OrderItem, Refund
+from joycart.schema.types import JCInfo, Order, OrderItem, Refund, Viewer
 
 log = logging.getLogger("joycart.graphql")
 
@@ -27,7 +27,7 @@ async def order_for_viewer(ctx: Context, viewer: models.User, order_id: str) -> 
     """The order as `viewer` may see it, or None: the one rule of `order(id)` and `orderUpdated`."""
     async with ctx.read() as session:
         row = await orders.visible_order(session, viewer=viewer, order_id=order_id)
-    return Order.of(row) if row is not None else None
+    return Order.of(row, Viewer.of(viewer)) if row is not None else None
 
 
 async def seller_item_for_viewer(
@@ -36,7 +36,7 @@ async def seller_item_for_viewer(
     """One of the seller's own items as they may see it, or None (`sellerOrderItemUpdated`)."""
     async with ctx.read() as session:
         row = await orders.seller_item(session, seller=seller, order_item_id=order_item_id)
-    return OrderItem.of(row) if row is not None else None
+    return OrderItem.of(row, Viewer.of(seller)) if row is not None else None
 
 
 @strawberry.type
@@ -63,7 +63,8 @@ class OrdersQuery:
             page = await orders.buyer_orders(
                 session, buyer=user, first=page_size(first), after=decode_cursor(after)
             )
-        return connection(page.rows, [Order.of(r) for r in page.rows], page.has_next)
+        viewer = Viewer.of(user)
+        return connection(page.rows, [Order.of(r, viewer) for r in page.rows], page.has_next)
 
     @strawberry.field(description="An order its buyer, or a seller of one of its items, may see.")
     async def order(self, info: JCInfo, id: strawberry.ID) -> Order | None:
@@ -81,7 +82,8 @@ class OrdersQuery:
             page = await orders.seller_items(
                 session, seller=user, first=page_size(first), after=decode_cursor(after)
             )
-        return connection(page.rows, [OrderItem.of(r) for r in page.rows], page.has_next)
+        viewer = Viewer.of(user)
+        return connection(page.rows, [OrderItem.of(r, viewer) for r in page.rows], page.has_next)
 
 
 @strawberry.type
@@ -118,8 +120,8 @@ class OrdersMutation:
         except GatewayUnavailable as exc:
             log.warning("cancel of %s committed; gateway call deferred: %s", order_item_id, exc)
         return CancelItemPayload(
-            order_item=OrderItem.of(result.item),
-            refund=Refund.of(refund_row) if refund_row is not None else None,
+            order_item=OrderItem.of(result.item, Viewer.of(actor)),
+            refund=Refund.of(refund_row, Viewer.of(actor)) if refund_row is not None else None,
         )
 
     @strawberry.mutation(
@@ -137,4 +139,4 @@ class OrdersMutation:
             )
         except GatewayUnavailable as exc:
             log.warning("refund %s committed; gateway call deferred: %s", refund.id, exc)
-        return RefundPayload(refund=Refund.of(refund))
+        return RefundPayload(refund=Refund.of(refund, Viewer.of(actor)))

@@ -8,17 +8,18 @@ from typing import Annotated
 import strawberry
 
 from joycart.models import Role
-from joycart.resolvers import cart, checkout, confirm
+from joycart.resolvers import cart, checkout, confirm, limits
 from joycart.resolvers.cart import CartView
+from joycart.schema.auth import enforce_limits
 from joycart.schema.errors import UserError, user_errors
-from joycart.schema.types import Cart, CartItem, JCInfo, Money, Order, Product
+from joycart.schema.types import Cart, CartItem, JCInfo, Money, Order, Product, Viewer
 
 
-def _cart(view: CartView) -> Cart:
+def _cart(view: CartView, viewer: Viewer) -> Cart:
     return Cart(
         items=[
             CartItem(
-                product=Product.of(line.product),
+                product=Product.of(line.product, viewer),
                 quantity=line.quantity,
                 line_total=Money(amount=line.line_total, currency="INR"),
             )
@@ -59,9 +60,9 @@ class ShoppingQuery:
     async def cart(self, info: JCInfo) -> Cart:
         user = await info.context.user()
         if user is None:
-            return _cart(CartView(lines=[]))
+            return _cart(CartView(lines=[]), Viewer.of(user))
         async with info.context.read() as session:
-            return _cart(await cart.view_cart(session, buyer=user))
+            return _cart(await cart.view_cart(session, buyer=user), Viewer.of(user))
 
 
 @strawberry.type
@@ -76,7 +77,7 @@ class ShoppingMutation:
             view = await cart.add_to_cart(
                 session, buyer=buyer, product_id=product_id, quantity=quantity
             )
-        return CartPayload(cart=_cart(view))
+        return CartPayload(cart=_cart(view, Viewer.of(buyer)))
 
     @strawberry.mutation(description="Set a line's quantity; 0 removes the line.")
     @user_errors(CartPayload)
@@ -88,7 +89,7 @@ class ShoppingMutation:
             view = await cart.update_cart_item(
                 session, buyer=buyer, product_id=product_id, quantity=quantity
             )
-        return CartPayload(cart=_cart(view))
+        return CartPayload(cart=_cart(view, Viewer.of(buyer)))
 
     @strawberry.mutation(
         description="Turn the cart into an order. The same key always returns the same order."
@@ -118,7 +119,7 @@ class ShoppingMutation:
             shipping_address_id=shipping_address_id,
         )
         ctx.loaders.payment_by_order.prime(result.order.id, result.payment)
-        order = Order.of(result.order)
+        order = Order.of(result.order, Viewer.of(buyer))
         errors = [UserError.of(result.gateway_error)] if result.gateway_error else []
         return CheckoutPayload(order=order, errors=errors)
 
@@ -133,6 +134,9 @@ class ShoppingMutation:
     ) -> OrderPayload:
         ctx = info.context
         buyer = await ctx.require_user(Role.USER)
+        # Each confirmation asks Razorpay: a per-account cap keeps one client from spending our
+        # API quota (and a signature oracle) at will.
+        await enforce_limits(info, [(limits.CONFIRM_PAYMENT_PER_USER, str(buyer.id))])
         row = await confirm.confirm_payment(
             ctx.services.sessions,
             ctx.services.gateway,
@@ -142,4 +146,4 @@ class ShoppingMutation:
             razorpay_payment_id=input.razorpay_payment_id,
             razorpay_signature=input.razorpay_signature,
         )
-        return OrderPayload(order=Order.of(row))
+        return OrderPayload(order=Order.of(row, Viewer.of(buyer)))

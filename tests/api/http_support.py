@@ -34,10 +34,11 @@ def unique_products_query() -> str:
 
 
 def nested_order_query(depth: int) -> str:
-    """order -> items -> order ...: a real cycle of the schema, `depth` levels deep."""
+    """order -> refunds -> orderItem -> order ...: a real cycle of the schema, `depth` levels
+    deep, with one list in three levels so that the allowed depth stays within the cost limit."""
     opening, closing = "", ""
     for level in range(depth - 1):
-        opening += ("items" if level % 2 == 0 else "order") + " { "
+        opening += ("refunds", "orderItem", "order")[level % 3] + " { "
         closing += " }"
     return f'{{ order(id: "00000000-0000-0000-0000-000000000000") {{ {opening}id{closing} }} }}'
 
