@@ -18,9 +18,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from joycart.bootstrap import Services
 from joycart.integrations.images import LocalImageStore
+from joycart.observability.http import RequestContext, TrustedProxies, metrics_response
 from joycart.schema import build_schema
 from joycart.schema.context import Context
 from joycart.webhooks import razorpay_webhook
@@ -135,6 +137,9 @@ def create_app(
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    async def metrics(request: Request) -> Response:
+        return await metrics_response(request, services)
+
     async def webhook(request: Request) -> Response:
         return await razorpay_webhook(request, services)
 
@@ -154,9 +159,15 @@ def create_app(
             Route("/webhooks/razorpay", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/images/{key:path}", image, methods=["GET"]),
         ],
         middleware=[
+            # Outermost: it must see the connecting peer before the proxy headers replace it.
+            Middleware(RequestContext, trusted=TrustedProxies(services.settings.trusted_proxies)),
+            # Applied here rather than by uvicorn (serve runs it with proxy_headers off), so the
+            # request id check above still sees who connected.
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=services.settings.trusted_proxies),
             Middleware(BodyLimit, limit=_body_limit),
             Middleware(
                 CORSMiddleware,
@@ -164,6 +175,7 @@ def create_app(
                 allow_origin_regex=origin_regex,
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],
+                expose_headers=["X-Request-Id"],  # so an SPA can quote it in a bug report
                 max_age=600,
             ),
         ],

@@ -43,6 +43,20 @@ class Settings(BaseSettings):
     rate_limits: Literal["on", "off"] = "on"
     cors_origins: str | None = None
     public_url: str | None = None
+    # Addresses (or CIDR ranges, comma-separated) whose X-Forwarded-For and X-Request-Id are
+    # believed; "*" trusts every peer (only behind a proxy that strips those headers).
+    trusted_proxies: str = "127.0.0.1"
+    # "pgbouncer" when a transaction-mode pooler sits between us and PostgreSQL: no statement
+    # cache, unique prepared-statement names (see db.py).
+    database_pooler: Literal["pgbouncer"] | None = None
+    # Bearer token for GET /metrics from anywhere but this host; unset: only 127.0.0.1 may scrape.
+    metrics_token: str | None = None
+    # "json" (one object a line, for log shippers) or "console" (for people); by default json in
+    # production and console in development.
+    log_format: Literal["json", "console"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # How long a stopping API process waits for requests in flight before it cuts them off.
+    drain_seconds: float = Field(default=20.0, gt=0, le=300)
     # Not in the contract: knobs for operators and tests.
     gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=10.0)
     refund_reconcile_age_minutes: int = Field(default=60, ge=1)
@@ -51,6 +65,10 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" if self.log_format else self.is_production
 
     @property
     def uses_simulated_gateway(self) -> bool:

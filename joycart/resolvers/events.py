@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart.models import Order, OrderEvent, OrderStatus
+from joycart.observability import logs
 
 log = logging.getLogger("joycart.orders")
 
@@ -23,6 +24,7 @@ def record(
     **detail: Any,
 ) -> None:
     """Append an event; when `to_status` is given, also move the order there."""
+    logs.bind(order_id=order.id, refund_id=detail.get("refund_id"))
     from_status = order.status
     if to_status is not None:
         order.status = to_status

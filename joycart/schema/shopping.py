@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import strawberry
 
+from joycart.errors import JoyCartError
 from joycart.models import Role
+from joycart.observability import metrics
 from joycart.resolvers import cart, checkout, confirm
 from joycart.resolvers.cart import CartView
 from joycart.schema.errors import UserError, user_errors
@@ -96,12 +98,21 @@ class ShoppingMutation:
     async def checkout(self, info: JCInfo, idempotency_key: str) -> CheckoutPayload:
         ctx = info.context
         buyer = await ctx.require_user(Role.USER)
-        result = await checkout.checkout(
-            ctx.services.sessions,
-            buyer=buyer,
-            idempotency_key=idempotency_key,
-            gateway=ctx.services.gateway,
-            payment_window=timedelta(minutes=ctx.services.settings.payment_window_minutes),
+        try:
+            result = await checkout.checkout(
+                ctx.services.sessions,
+                buyer=buyer,
+                idempotency_key=idempotency_key,
+                gateway=ctx.services.gateway,
+                payment_window=timedelta(minutes=ctx.services.settings.payment_window_minutes),
+            )
+        except JoyCartError as exc:
+            metrics.checkout_outcome(exc.code.value)
+            raise
+        metrics.checkout_outcome(
+            "gateway_unavailable"
+            if result.gateway_error
+            else ("placed" if result.created else "replayed")
         )
         ctx.loaders.payment_by_order.prime(result.order.id, result.payment)
         order = Order.of(result.order)
