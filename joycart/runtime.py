@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from joycart.config import Settings
 from joycart.embedded_db import EmbeddedPostgres
+from joycart.observability import logs
 
 if TYPE_CHECKING:
     from joycart.integrations.razorpay_sim import RazorpaySimulator
@@ -50,6 +51,7 @@ class Runtime:
             auto_process_refunds_after=3.0,
         )
         url = sim.start()
+        logs.adopt_uvicorn_loggers()  # the simulator's uvicorn installed its own log handlers
         self.simulator = sim
         Path(self.settings.data_dir, "simulator.json").write_text(json.dumps({"url": url}))
         log.info("simulated Razorpay at %s (refunds settle 3 s after they are asked)", url)

