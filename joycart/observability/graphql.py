@@ -16,11 +16,15 @@ class OperationMetrics(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         started = time.perf_counter()
         context = self.execution_context
-        label = metrics.operation_label(context.operation_name)
-        logs.bind(graphql_operation=label)
         yield
+        # Only now is the document parsed: the name may come from it rather than the request.
+        label = metrics.operation_label(context.operation_name)
         try:
             kind = context.operation_type.value
         except Exception:  # a document that did not parse has no operation type
             kind = "invalid"
         metrics.GRAPHQL_DURATION.labels(label, kind).observe(time.perf_counter() - started)
+
+    def on_execute(self) -> Iterator[None]:
+        logs.bind(graphql_operation=metrics.operation_label(self.execution_context.operation_name))
+        yield

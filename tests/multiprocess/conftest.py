@@ -19,6 +19,7 @@ from tests.multiprocess.harness import (
     PgBouncer,
     clean_environment,
     pgbouncer_binary,
+    stop_all,
 )
 from tests.multiprocess.session_state import session_state_in_code
 
@@ -140,5 +141,4 @@ def cluster(
             process.wait_log("worker started")
         yield started
     finally:
-        for process in started.everyone:
-            process.stop()
+        stop_all(started.everyone)

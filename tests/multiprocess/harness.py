@@ -63,17 +63,19 @@ def clean_environment(**values: str) -> dict[str, str]:
 
 
 class JoyCartProcess:
-    """`python -m joycart.cli ARGS` with its own environment; output goes to `log_path`."""
+    """`python -m joycart.cli ARGS` with its own environment; its log (stderr) goes to
+    `log_path`, what it prints for a person (stdout) beside it."""
 
     def __init__(self, name: str, args: list[str], env: Mapping[str, str], log_dir: Path):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
+        self._out = (log_dir / f"{name}.out").open("wb")
         self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
             [sys.executable, "-m", "joycart.cli", *args],
             env=dict(env),
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            stdout=self._out,
+            stderr=self._log,
         )
 
     @property
@@ -130,7 +132,17 @@ class JoyCartProcess:
             self.proc.kill()
             code = self.proc.wait()
         self._log.close()
+        self._out.close()
         return code
+
+
+def stop_all(processes: list[JoyCartProcess], sig: signal.Signals = signal.SIGTERM) -> None:
+    """Signal every process first, then wait for each: they drain side by side."""
+    for process in processes:
+        if process.proc.poll() is None:
+            process.proc.send_signal(sig)
+    for process in processes:
+        process.stop(sig)
 
 
 class HttpServe(JoyCartProcess):

@@ -102,7 +102,7 @@ async def test_races_across_processes_keep_the_money_right(
         receipts = sorted(o["receipt"] for o in razorpay.orders.values())
         assert receipts == sorted(o["payment"]["receipt"] for o in placed)
 
-        # 2. Every capture webhook, three times to each process, all at once.
+        # 2. Every capture webhook, twice to each process, all at once.
         deliveries = [d for o in placed for d in razorpay.pay(o["payment"]["razorpayOrderId"])]
         gate = asyncio.Semaphore(40)
 
@@ -111,7 +111,7 @@ async def test_races_across_processes_keep_the_money_right(
                 return await razorpay.deliver_async(delivery, f"{url}/webhooks/razorpay", client)
 
         statuses = await asyncio.gather(
-            *(deliver(d, url) for d in deliveries for url in urls for _ in range(3))
+            *(deliver(d, url) for d in deliveries for url in urls for _ in range(2))
         )
         assert set(statuses) <= {200, 202}, Counter(statuses)
         await _drain_jobs(services, ("apply_webhook",))
