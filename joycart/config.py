@@ -17,6 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_JWT_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_BYTES = 16
 SIMULATED_KEY_ID = "rzp_test_simulated"
 
 
@@ -111,6 +112,9 @@ def load_dev_secrets(data_dir: Path) -> DevSecrets:
 
 def resolve_settings(settings: Settings) -> Settings:
     """Check production requirements and fill development secrets; returns a completed copy."""
+    token = settings.metrics_token
+    if token is not None and len(token.encode()) < MIN_METRICS_TOKEN_BYTES:
+        raise ConfigError(f"JOYCART_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_BYTES} bytes")
     if settings.is_production:
         problems = []
         if not settings.database_url:
