@@ -46,4 +46,5 @@ def record(
         f" {from_status.value}->{to_status.value}" if to_status is not None else "",
         actor,
         detail or "",
+        extra={"order_event": kind},
     )

@@ -4,6 +4,7 @@ through a real PgBouncer in transaction mode, and a summary of which variants ra
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -142,3 +143,4 @@ def cluster(
         yield started
     finally:
         stop_all(started.everyone)
+        shutil.rmtree(work, ignore_errors=True)

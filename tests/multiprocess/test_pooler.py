@@ -12,7 +12,7 @@ from sqlalchemy import text
 from joycart.db import connect_args, make_engine, make_sessions, transaction
 from joycart.models import Job, JobStatus
 from tests.multiprocess.conftest import NO_PGBOUNCER
-from tests.multiprocess.harness import PgBouncer
+from tests.multiprocess.harness import DEPLOY_INI, PgBouncer
 from tests.multiprocess.session_state import session_state_in_code
 
 
@@ -92,3 +92,8 @@ async def test_many_transactions_through_pgbouncer_in_transaction_mode(
 )
 def test_no_code_keeps_session_state_that_transaction_pooling_loses() -> None:
     assert session_state_in_code() == []
+
+
+def test_the_readme_shows_the_pgbouncer_ini_the_tests_run() -> None:
+    readme = (DEPLOY_INI.parents[1] / "README.md").read_text()
+    assert f"```ini\n{DEPLOY_INI.read_text()}```" in readme

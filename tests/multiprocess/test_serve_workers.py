@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -47,6 +48,7 @@ def served(razorpay: RazorpaySimulator) -> Iterator[HttpServe]:
             postmaster = int(pid_file.read_text().split()[0])
             if alive(postmaster):
                 os.kill(postmaster, signal.SIGTERM)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def _postmaster_pid_file(server: HttpServe) -> Path:
@@ -186,6 +188,7 @@ async def test_one_order_is_followed_through_the_json_logs_by_its_id(
     assert positions == sorted(positions), told
     assert all(line.get("request_id") for line in story)
     by_chapter = {c: next(line for line in story if c in line["event"]) for c in chapters}
+    assert [by_chapter[c]["order_event"] for c in chapters] == list(chapters)
     assert by_chapter["ORDER_PLACED"]["user_id"] == buyer.id
     assert by_chapter["PAYMENT_CAPTURED"]["webhook_event_id"]
     assert by_chapter["REFUND_PROCESSED"]["refund_id"] == refund["id"]
