@@ -69,9 +69,13 @@ def configure(*, json: bool, level: str = "INFO") -> None:
 def adopt_uvicorn_loggers() -> None:
     """uvicorn installs handlers of its own whenever a server is configured with its default
     logging (the development simulator is); ours format its records too."""
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+    # RequestContext writes the one access line per request, with its request id.
+    access = logging.getLogger("uvicorn.access")
+    access.handlers = []
+    access.propagate = False
 
 
 def bind(**values: object) -> None:
