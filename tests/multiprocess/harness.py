@@ -66,7 +66,15 @@ class JoyCartProcess:
     """`python -m joycart.cli ARGS` with its own environment; its log (stderr) goes to
     `log_path`, what it prints for a person (stdout) beside it."""
 
-    def __init__(self, name: str, args: list[str], env: Mapping[str, str], log_dir: Path):
+    def __init__(
+        self,
+        name: str,
+        args: list[str],
+        env: Mapping[str, str],
+        log_dir: Path,
+        *,
+        own_group: bool = False,  # its own process group, as a terminal's foreground job
+    ):
         self.name = name
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("wb")
@@ -76,6 +84,7 @@ class JoyCartProcess:
             env=dict(env),
             stdout=self._out,
             stderr=self._log,
+            process_group=0 if own_group else None,
         )
 
     @property
@@ -148,10 +157,19 @@ def stop_all(processes: list[JoyCartProcess], sig: signal.Signals = signal.SIGTE
 class HttpServe(JoyCartProcess):
     """`joycart serve` on a free port of 127.0.0.1."""
 
-    def __init__(self, name: str, extra: list[str], env: Mapping[str, str], log_dir: Path):
+    def __init__(
+        self,
+        name: str,
+        extra: list[str],
+        env: Mapping[str, str],
+        log_dir: Path,
+        *,
+        own_group: bool = False,
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        super().__init__(name, ["serve", "--port", str(self.port), *extra], env, log_dir)
+        args = ["serve", "--port", str(self.port), *extra]
+        super().__init__(name, args, env, log_dir, own_group=own_group)
 
 
 def pgbouncer_binary() -> str | None:

@@ -274,3 +274,22 @@ async def test_sigterm_drains_every_accepted_request_then_leaves_nothing_running
     assert code == 0
     assert not [pid for pid in {*pids, served.pid, postmaster} if alive(pid)]
     assert not pid_file.exists()
+
+
+def test_ctrl_c_stops_every_process_of_the_group_and_the_database(
+    razorpay: RazorpaySimulator,
+) -> None:
+    work = Path(tempfile.mkdtemp(prefix="joycart-ctrl-c-"))
+    env = process_env(razorpay, work / "data")
+    server = HttpServe("serve-ctrl-c", ["--workers", "2"], env, work, own_group=True)
+    try:
+        server.wait_http(server.url)
+        pids = set(per_pid(scrape(server.url), "joycart_process_requests_served"))
+        postmaster = int(_postmaster_pid_file(server).read_text().split()[0])
+        os.killpg(server.pid, signal.SIGINT)  # what a terminal sends its foreground job
+        assert server.proc.wait(timeout=60) == 0
+        assert not [pid for pid in {*pids, postmaster} if alive(pid)]
+        assert not _postmaster_pid_file(server).exists()
+    finally:
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
