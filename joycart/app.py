@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -16,45 +15,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
-from strawberry.asgi import GraphQL
-from strawberry.http import GraphQLHTTPResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from joycart.bootstrap import Services
+from joycart.http import GraphQLView
 from joycart.integrations.images import LocalImageStore
 from joycart.observability.http import RequestContext, TrustedProxies, metrics_response
-from joycart.schema import build_schema
-from joycart.schema.context import Context
 from joycart.webhooks import razorpay_webhook
 
 log = logging.getLogger("joycart.app")
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 MAX_UPLOAD_BODY_BYTES = 11 * 1024 * 1024  # one image of at most 10 MB, plus the multipart frame
-
-
-class JoyCartGraphQL(GraphQL[Context, None]):
-    def __init__(self, services: Services) -> None:
-        production = services.settings.is_production
-        super().__init__(
-            build_schema(production=production),
-            graphql_ide=None if production else "graphiql",
-            allow_queries_via_get=False,
-            multipart_uploads_enabled=True,
-        )
-        self.services = services
-
-    async def get_context(self, request: Any, response: Any) -> Context:
-        return Context(request=request, response=response, services=self.services)
-
-    async def process_result(self, request: Any, result: Any) -> GraphQLHTTPResponse:
-        data: GraphQLHTTPResponse = await super().process_result(request, result)
-        if isinstance(request, Request):  # strawberry leaves multipart temp files open
-            await request.close()
-        return data
-
-    def encode_json(self, data: object) -> bytes:
-        return orjson.dumps(data)
 
 
 class BodyLimit:
@@ -123,7 +95,7 @@ def create_app(
     *,
     lifespan: Callable[[Starlette], Any] | None = None,
 ) -> Starlette:
-    graphql = JoyCartGraphQL(services)
+    graphql = GraphQLView(services)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -24,6 +26,8 @@ class Services:
     gateway: PaymentGateway
     images: ImageStore
     webhook_secret: str
+    # What time it is for timed business rules (the return window); tests set their own.
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -1,16 +1,21 @@
-"""`joycart serve | worker | migrate | simulate | reconcile`."""
+"""`joycart serve | worker | migrate | simulate | reconcile | persisted-queries`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 
 from joycart.config import ConfigError, Settings, resolve_settings
 from joycart.observability import logs
 from joycart.runtime import Runtime, simulator_url
+
+if TYPE_CHECKING:
+    from joycart.http.documents import Document
 
 
 def _settings() -> Settings:
@@ -36,6 +41,9 @@ def _serve(host: str, port: int, processes: int, with_worker: bool) -> None:
             asyncio.run(serving.serve_one(settings, host, port, with_worker))
         else:
             serving.serve_many(settings, host, port, processes, with_worker)
+    except ConfigError as exc:
+        print(f"joycart: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from exc
     finally:
         remove_metrics_dir(metrics_dir, owned)
 
@@ -141,6 +149,55 @@ def _positive(value: str) -> int:
     return number
 
 
+def _persisted_queries(command: str, paths: list[Path]) -> int:
+    from joycart.http.documents import DocumentError, check_documents, read_documents
+
+    settings = _settings()
+    try:
+        documents = [document for path in paths for document in read_documents(path)]
+        check_documents(documents)
+    except DocumentError as exc:
+        print(f"joycart persisted-queries: {exc} (nothing was registered)", file=sys.stderr)
+        return 1
+    # An embedded database that `joycart serve` is running stays up after this command.
+    shared = Path(settings.data_dir, "postgres", "postmaster.pid").exists()
+    lines = asyncio.run(_store_documents(settings, command, documents, keep_database=shared))
+    print("\n".join(lines))
+    return 0
+
+
+async def _store_documents(
+    settings: Settings, command: str, documents: list[Document], *, keep_database: bool
+) -> list[str]:
+    from joycart import migrate
+    from joycart.db import make_engine, make_sessions
+    from joycart.http.documents import add_trusted, list_documents
+
+    runtime = Runtime(settings)
+    lines = []
+    try:
+        engine = make_engine(await runtime.database_url(), pooler=settings.database_pooler)
+        await migrate.upgrade(engine)
+        sessions = make_sessions(engine)
+        if command == "add":
+            hashes = await add_trusted(sessions, documents)
+            for document, sha256 in zip(documents, hashes, strict=True):
+                lines.append(f"{sha256}  trusted  {document.source}")
+            lines.append(f"{len(documents)} trusted documents registered")
+        else:
+            for stored in await list_documents(sessions):
+                kind = "trusted" if stored.trusted else "client "
+                first = stored.document.strip().splitlines()[0][:60] if stored.document else ""
+                created = stored.created_at.isoformat(timespec="seconds")
+                lines.append(f"{stored.sha256}  {kind}  {created}  {stored.source}  {first}")
+        await engine.dispose()
+    finally:
+        if keep_database:
+            runtime.embedded = None
+        runtime.stop()
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="joycart", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -162,6 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("reconcile", help="compare with Razorpay; --apply fixes through webhooks")
     rec.add_argument("--apply", action="store_true")
     rec.add_argument("--refund-age-minutes", type=int, default=None)
+    persisted = sub.add_parser(
+        "persisted-queries", help="trusted documents: register them ahead of time, list them"
+    )
+    persisted_sub = persisted.add_subparsers(dest="persisted_command", required=True)
+    add = persisted_sub.add_parser(
+        "add", help="register .graphql files, manifests or directories of them as trusted"
+    )
+    add.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR")
+    persisted_sub.add_parser("list", help="every stored document: hash, kind, source")
     args = parser.parse_args(argv)
     if args.command == "serve":
         _serve(args.host, args.port, args.workers, not args.no_worker)
@@ -171,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_migrate())
     elif args.command == "reconcile":
         return asyncio.run(_reconcile(args.apply, args.refund_age_minutes))
+    elif args.command == "persisted-queries":
+        paths = args.paths if args.persisted_command == "add" else []
+        return _persisted_queries(args.persisted_command, paths)
     elif args.command == "simulate":
         action = "fail" if args.action == "fail-refund" else args.action
         if args.action in ("pay", "fail"):

@@ -58,10 +58,20 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # How long a stopping API process waits for requests in flight before it cuts them off.
     drain_seconds: float = Field(default=20.0, gt=0, le=300)
+    return_window_days: int = Field(default=7, ge=1, le=365)
     # Not in the contract: knobs for operators and tests.
     gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=10.0)
     refund_reconcile_age_minutes: int = Field(default=60, ge=1)
     db_pool_size: int = Field(default=5, ge=1, le=100)
+    # GraphQL over HTTP (joycart/http/): persisted queries and cacheable public reads.
+    # `apq`: Apollo's automatic persisted queries, any client may register a document;
+    # `trusted`: only documents registered ahead of time run (recommended in production);
+    # `off`: no persisted queries, every request carries its document.
+    persisted_queries: Literal["apq", "trusted", "off"] = "apq"
+    persisted_queries_dir: Path | None = None  # .graphql files / manifests loaded as trusted
+    persisted_queries_max: int = Field(default=10_000, ge=0)  # client-registered documents
+    persisted_queries_per_minute: int = Field(default=60, ge=0)  # registrations per address
+    public_cache_seconds: int = Field(default=5, ge=0, le=86_400)  # max-age of public reads
 
     @property
     def is_production(self) -> bool:

@@ -32,7 +32,8 @@ from uvicorn.supervisors import Multiprocess
 from joycart import migrate
 from joycart.app import create_app
 from joycart.bootstrap import build_services
-from joycart.config import Settings, resolve_settings
+from joycart.config import ConfigError, Settings, resolve_settings
+from joycart.db import Sessions
 from joycart.observability import logs, metrics
 from joycart.runtime import Runtime
 
@@ -59,17 +60,34 @@ def _uvicorn_config(app: object, settings: Settings, **kwargs: object) -> uvicor
 
 
 async def _prepare(runtime: Runtime, public: str) -> tuple[str, str | None]:
-    """Database and simulator up, migrations applied: what every later process relies on."""
-    from joycart.db import make_engine
+    """Database and simulator up, migrations applied, trusted documents registered: what every
+    later process relies on, done once."""
+    from joycart.db import make_engine, make_sessions
 
     url = await runtime.database_url()
     api_url = runtime.start_simulator(f"{public}/webhooks/razorpay")
     engine = make_engine(url, pooler=runtime.settings.database_pooler)
     try:
         await migrate.upgrade(engine)
+        await _startup_documents(runtime.settings, make_sessions(engine))
     finally:
         await engine.dispose()
     return url, api_url
+
+
+async def _startup_documents(settings: Settings, sessions: Sessions) -> None:
+    from joycart.http.documents import DocumentError, count_trusted, load_startup_documents
+
+    if settings.persisted_queries_dir is not None:
+        try:
+            await load_startup_documents(sessions, settings.persisted_queries_dir)
+        except DocumentError as exc:
+            raise ConfigError(f"JOYCART_PERSISTED_QUERIES_DIR: {exc}") from exc
+    if settings.persisted_queries == "trusted" and await count_trusted(sessions) == 0:
+        log.warning(
+            "JOYCART_PERSISTED_QUERIES=trusted and no trusted documents are registered: "
+            "every operation will be refused (see `joycart persisted-queries add`)"
+        )
 
 
 def _ready(public: str, settings: Settings, processes: int) -> None:

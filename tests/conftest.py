@@ -153,6 +153,26 @@ async def server(services: Services, razorpay: RazorpaySimulator) -> AsyncIterat
     sock.close()
 
 
+# A test that needs a tool outside Python (node and the npm packages in tests/node/) skips with a
+# reason starting with this marker when the tool is missing; the terminal summary repeats every
+# such reason, so a run without the tool says so at its end, never silently.
+MISSING_TOOL = "missing tool:"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    reasons: dict[str, int] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        reason = str(longrepr[2]) if isinstance(longrepr, tuple) else ""
+        if MISSING_TOOL in reason:
+            text_ = reason[reason.index(MISSING_TOOL) :]
+            reasons[text_] = reasons.get(text_, 0) + 1
+    if reasons:
+        terminalreporter.section("tests that did not run: a tool is missing", yellow=True)
+        for reason, count in reasons.items():
+            terminalreporter.write_line(f"{count} test(s): {reason}")
+
+
 def _no_signals() -> contextlib.nullcontext[None]:
     return contextlib.nullcontext()
 

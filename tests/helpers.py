@@ -10,6 +10,8 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from tests.fulfilment_invariants import assert_fulfilment_invariants
+
 
 @dataclass
 class Account:
@@ -141,21 +143,28 @@ async def assert_invariants(engine: AsyncEngine) -> None:
             )
         ).all()
         assert over == [], f"refunds exceed the capture: {over}"
+        # Units cancelled after payment plus units returned: each refunded exactly once, at its
+        # price, by refunds that are not FAILED (and no such refund at another price).
         unmatched = (
             await conn.execute(
                 text(
                     """SELECT i.id FROM order_items i
-                       WHERE i.paid_quantity IS NOT NULL
-                         AND i.paid_quantity - (i.quantity - i.cancelled_quantity) <> COALESCE((
+                       WHERE (i.paid_quantity IS NOT NULL
+                         AND i.paid_quantity - (i.quantity - i.cancelled_quantity)
+                             + i.returned_quantity <> COALESCE((
                          SELECT SUM(r.quantity) FROM refunds r
                          WHERE r.order_item_id = i.id AND r.status <> 'FAILED'
-                           AND r.amount = r.quantity * i.unit_price), 0)"""
+                           AND r.amount = r.quantity * i.unit_price), 0))
+                         OR EXISTS (SELECT 1 FROM refunds r
+                                    WHERE r.order_item_id = i.id AND r.status <> 'FAILED'
+                                      AND r.amount <> r.quantity * i.unit_price)"""
                 )
             )
         ).all()
         assert unmatched == [], (
-            f"cancelled units without exactly one refund at their price: {unmatched}"
+            f"cancelled or returned units without exactly one refund at their price: {unmatched}"
         )
+    await assert_fulfilment_invariants(engine)
 
 
 _PRECOMPUTED_HASH: str | None = None

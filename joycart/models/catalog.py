@@ -88,6 +88,7 @@ class StockReason(enum.Enum):
     CHECKOUT = "CHECKOUT"
     CANCELLATION = "CANCELLATION"
     EXPIRY = "EXPIRY"
+    RETURN = "RETURN"  # returned units the seller put back on the shelf
 
 
 class StockMovement(Base):

@@ -89,6 +89,7 @@ class RefundStatus(enum.Enum):
 class RefundReason(enum.Enum):
     CANCELLATION = "CANCELLATION"
     UNOWED_CAPTURE = "UNOWED_CAPTURE"
+    RETURN = "RETURN"  # delivered units the seller received back
 
 
 class Refund(Base):

@@ -22,7 +22,7 @@ from structlog.contextvars import bind_contextvars, clear_contextvars, get_conte
 from structlog.typing import Processor
 
 # `extra={...}` keys a log call may add as fields (uvicorn adds others, such as color codes).
-EXTRA_KEYS = ("method", "path", "route", "status", "duration_ms", "order_event")
+EXTRA_KEYS = ("method", "path", "route", "status", "duration_ms", "order_id", "event_kind")
 
 
 def _json_dumps(value: Any, **_: Any) -> str:

@@ -37,7 +37,7 @@ from joycart.models import (
     StockReason,
     User,
 )
-from joycart.resolvers import events, payments
+from joycart.resolvers import addresses, payments, states
 from joycart.resolvers.cart import _require_buyer, view_cart
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -71,8 +71,13 @@ async def place_order(
     buyer: User,
     idempotency_key: str,
     payment_window: timedelta,
+    shipping_address_id: str | None = None,
 ) -> PlacedOrder:
-    """Turn the cart into one order, holding its stock; the same key returns the same order."""
+    """Turn the cart into one order, holding its stock; the same key returns the same order.
+
+    The order ships to a copy of the address named, else of the buyer's default, else it has
+    none yet. A repeat that names an address must name the one the order ships to.
+    """
     _require_buyer(buyer)
     if not KEY_RE.match(idempotency_key):
         raise InvalidInput(
@@ -92,11 +97,13 @@ async def place_order(
                 "This idempotency key was used for a different cart; use a new key.",
                 field="idempotencyKey",
             )
+        await addresses.same_address_as(session, existing, shipping_address_id)
         return PlacedOrder(
             existing, await payments.current_session(session, existing.id), created=False
         )
     if not cart.lines:
         raise CartEmpty("Your cart is empty.")
+    ship_to = await addresses.checkout_address(session, buyer=buyer, address_id=shipping_address_id)
     total = cart.total
     if not MIN_ORDER_TOTAL <= total <= MAX_ORDER_TOTAL:
         raise InvalidInput(
@@ -153,9 +160,11 @@ async def place_order(
                 position=position,
             )
         )
+    if ship_to is not None:
+        addresses.ship_to(session, order, ship_to)
     payment = await payments.new_session(session, order=order, sequence=1, amount=total)
     await session.execute(delete(CartItem).where(CartItem.user_id == buyer.id))
-    events.record(
+    states.record(
         session,
         order,
         "ORDER_PLACED",
@@ -174,11 +183,16 @@ async def checkout(
     idempotency_key: str,
     gateway: PaymentGateway,
     payment_window: timedelta,
+    shipping_address_id: str | None = None,
 ) -> CheckoutResult:
     """Place the order (committed), then make sure its Razorpay order exists."""
     async with sessions() as session, session.begin():
         placed = await place_order(
-            session, buyer=buyer, idempotency_key=idempotency_key, payment_window=payment_window
+            session,
+            buyer=buyer,
+            idempotency_key=idempotency_key,
+            payment_window=payment_window,
+            shipping_address_id=shipping_address_id,
         )
     payment = placed.payment
     error: GatewayUnavailable | None = None

@@ -16,7 +16,7 @@ from joycart.db import Sessions
 from joycart.errors import InvalidInput, NotFound
 from joycart.integrations import razorpay as rzp
 from joycart.models import Order, Payment, User
-from joycart.resolvers import events
+from joycart.resolvers import states
 from joycart.resolvers.reconcile import apply_capture
 
 log = logging.getLogger("joycart.payments")
@@ -64,7 +64,7 @@ async def confirm_payment(
             signature=razorpay_signature,
         ):
             raise InvalidInput("The payment signature does not verify.", field="razorpaySignature")
-        events.record(
+        states.record(
             session,
             order,
             "PAYMENT_SUBMITTED",

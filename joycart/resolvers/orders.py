@@ -16,7 +16,6 @@ from joycart.models import (
     Capture,
     Order,
     OrderItem,
-    OrderItemStatus,
     OrderStatus,
     Payment,
     PaymentStatus,
@@ -28,10 +27,10 @@ from joycart.models import (
     StockReason,
     User,
 )
-from joycart.resolvers import events, payments
+from joycart.resolvers import payments, progress, states
 from joycart.resolvers.pages import Page, Position, newest_first
 
-PAID_STATES = (OrderStatus.PAID, OrderStatus.PARTIALLY_CANCELLED)
+PAID_STATES = progress.PAID_STATES  # PAID, PARTIALLY_CANCELLED, and the fulfilment stages
 ENDED_STATES = (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
 MAX_REASON = 500
 
@@ -124,30 +123,36 @@ async def cancel_item(
     remaining = item.active_quantity
     if remaining == 0:
         raise InvalidState("Every unit of this item is already cancelled.")
-    units = remaining if quantity is None else quantity
+    # Only units that have not shipped can be cancelled; shipped ones come back as a return.
+    unshipped = item.awaiting_shipment
+    if unshipped == 0:
+        raise InvalidState(
+            "Every remaining unit of this item has shipped, so it can no longer be cancelled. "
+            "Once it is delivered, request a return (requestReturn) to send it back for a refund."
+        )
+    units = unshipped if quantity is None else quantity
     if not 1 <= units <= remaining:
         raise InvalidInput(
             f"quantity must be between 1 and {remaining} (the units not yet cancelled).",
             field="quantity",
         )
+    if units > unshipped:
+        raise InvalidState(
+            f"Only {unshipped} unit(s) of this item have not shipped and can be cancelled. "
+            "For shipped units, request a return (requestReturn) once they are delivered.",
+            field="quantity",
+        )
     item.cancelled_quantity += units
-    item.status = (
-        OrderItemStatus.CANCELLED
-        if item.active_quantity == 0
-        else OrderItemStatus.PARTIALLY_CANCELLED
-    )
     if item.product_id is not None:
         await _return_to_stock(session, item, units, StockReason.CANCELLATION, actor)
-    role = "buyer" if actor.id == order.buyer_id else "seller"
-    events.record(
-        session,
-        order,
-        "ITEM_CANCELLED",
-        actor=f"{role}:{actor.id}",
-        order_item_id=str(item.id),
-        units=units,
-        reason=reason,
+    who = f"{'buyer' if actor.id == order.buyer_id else 'seller'}:{actor.id}"
+    moved = progress.settle_item(
+        session, order, item, kind="ITEM_CANCELLED", actor=who, units=units, reason=reason
     )
+    if moved is None:  # the status stays (say, more units of a partly shipped item): still logged
+        states.record(
+            session, order, "ITEM_CANCELLED", actor=who, subject=item, units=units, reason=reason
+        )
     await session.flush()
     items = (await session.scalars(select(OrderItem).where(OrderItem.order_id == order.id))).all()
     all_cancelled = all(i.active_quantity == 0 for i in items)
@@ -171,17 +176,12 @@ async def cancel_item(
             note=reason,
         )
         await payments.owe_refund_call(session, refund)
-        events.record(
-            session,
-            order,
-            "REFUND_INITIATED",
-            actor=f"{role}:{actor.id}",
-            to_status=OrderStatus.CANCELLED if all_cancelled else OrderStatus.PARTIALLY_CANCELLED,
-            refund_id=str(refund.id),
-            amount=refund.amount,
+        states.record(
+            session, order, "REFUND_INITIATED", actor=who, subject=refund, amount=refund.amount
         )
+        progress.settle_order(session, order, items, actor=who)
     else:
-        new_payment = await _renew_session(session, order, items, all_cancelled, actor)
+        new_payment = await _renew_session(session, order, items, all_cancelled, who)
     await session.flush()
     return CancelResult(order=order, item=item, refund=refund, new_payment=new_payment)
 
@@ -221,12 +221,12 @@ async def retry_refund(session: AsyncSession, *, actor: User, refund_id: str) ->
     )
     refund.retry_of_id = failed.id
     await payments.owe_refund_call(session, refund)
-    events.record(
+    states.record(
         session,
         order,
         "REFUND_RETRIED",
         actor=f"user:{actor.id}",
-        refund_id=str(refund.id),
+        subject=refund,
         failed_refund_id=str(failed.id),
         amount=refund.amount,
     )
@@ -238,36 +238,25 @@ async def _renew_session(
     order: Order,
     items: Sequence[OrderItem],
     all_cancelled: bool,
-    actor: User,
+    actor: str,
 ) -> Payment | None:
     """An unpaid order now owes less: retire its session and open one for the new amount."""
     current = await payments.current_session(session, order.id, lock=True)
-    await session.execute(
-        update(Payment)
-        .where(Payment.id == current.id)
-        .values(status=PaymentStatus.CANCELLED if all_cancelled else PaymentStatus.SUPERSEDED)
+    retired = PaymentStatus.CANCELLED if all_cancelled else PaymentStatus.SUPERSEDED
+    states.move(
+        session, order, current, retired, kind=f"PAYMENT_SESSION_{retired.value}", actor=actor
     )
-    await session.refresh(current)
     if all_cancelled:
-        events.record(
-            session,
-            order,
-            "ORDER_CANCELLED",
-            actor=f"user:{actor.id}",
-            to_status=OrderStatus.CANCELLED,
+        states.move(
+            session, order, order, OrderStatus.CANCELLED, kind="ORDER_CANCELLED", actor=actor
         )
         return None
     owed = sum(i.unit_price * i.active_quantity for i in items)
     payment = await payments.new_session(
         session, order=order, sequence=current.sequence + 1, amount=owed
     )
-    events.record(
-        session,
-        order,
-        "PAYMENT_SESSION_RENEWED",
-        actor=f"user:{actor.id}",
-        amount=owed,
-        payment_id=str(payment.id),
+    states.record(
+        session, order, "PAYMENT_SESSION_RENEWED", actor=actor, subject=payment, amount=owed
     )
     return payment
 
@@ -297,13 +286,23 @@ async def expire_due_orders(session: AsyncSession, *, limit: int = 50) -> int:
                 await _return_to_stock(
                     session, item, item.active_quantity, StockReason.EXPIRY, None
                 )
-        await session.execute(
-            update(Payment)
+        open_sessions = await session.scalars(
+            select(Payment)
             .where(Payment.order_id == order.id, Payment.status.in_(payments.OPEN_SESSION_STATES))
-            .values(status=PaymentStatus.CANCELLED)
+            .order_by(Payment.id)
+            .with_for_update()
         )
-        events.record(
-            session, order, "ORDER_EXPIRED", actor="worker", to_status=OrderStatus.EXPIRED
+        for payment in open_sessions.all():
+            states.move(
+                session,
+                order,
+                payment,
+                PaymentStatus.CANCELLED,
+                kind="PAYMENT_SESSION_CANCELLED",
+                actor="worker",
+            )
+        states.move(
+            session, order, order, OrderStatus.EXPIRED, kind="ORDER_EXPIRED", actor="worker"
         )
     await session.flush()
     return len(due)

@@ -33,7 +33,7 @@ from joycart.models import (
     RefundReason,
     RefundStatus,
 )
-from joycart.resolvers import events, jobs
+from joycart.resolvers import jobs, states
 from joycart.resolvers.locks import external_call_lock
 
 log = logging.getLogger("joycart.payments")
@@ -125,11 +125,12 @@ async def open_gateway_session(
             row.razorpay_order_id = created.id
             row.last_gateway_error = None
             await jobs.settle(session, f"gateway-order:{payment_id}")
-            events.record(
+            states.record(
                 session,
                 order,
                 "PAYMENT_SESSION_OPENED",
                 actor="system",
+                subject=row,
                 razorpay_order_id=created.id,
                 amount=row.amount,
                 found_by_receipt=found is not None,
@@ -215,15 +216,15 @@ async def submit_refund(
             async with sessions() as session, session.begin():
                 order, row = await _call_answered(session, refund)
                 if row.status is RefundStatus.INITIATED and row.gateway_refund_id is None:
-                    row.status = RefundStatus.FAILED
                     row.failure_reason = f"Razorpay refused the refund: {exc}"[:500]
                     row.settled_at = datetime.now(UTC)
-                    events.record(
+                    states.move(
                         session,
                         order,
-                        "REFUND_FAILED",
+                        row,
+                        RefundStatus.FAILED,
+                        kind="REFUND_FAILED",
                         actor="system",
-                        refund_id=str(row.id),
                         reason=row.failure_reason,
                     )
                 return row
@@ -236,12 +237,12 @@ async def submit_refund(
             order, row = await _call_answered(session, refund)
             if row.gateway_refund_id is None:
                 row.gateway_refund_id = answer.id
-                events.record(
+                states.record(
                     session,
                     order,
                     "REFUND_SUBMITTED",
                     actor="system",
-                    refund_id=str(row.id),
+                    subject=row,
                     gateway_refund_id=answer.id,
                     amount=row.amount,
                 )
@@ -332,7 +333,6 @@ async def _apply_capture(session: AsyncSession, entity: dict[str, Any], event_id
     await session.flush()
     actor = f"webhook:{event_id}"
     if why_not is None:
-        payment.status = PaymentStatus.CAPTURED
         payment.razorpay_payment_id = gateway_payment_id
         order.paid_at = datetime.now(UTC)
         await session.execute(
@@ -340,22 +340,33 @@ async def _apply_capture(session: AsyncSession, entity: dict[str, Any], event_id
             .where(OrderItem.order_id == order.id)
             .values(paid_quantity=OrderItem.quantity - OrderItem.cancelled_quantity)
         )
-        events.record(
+        states.move(
             session,
             order,
-            "PAYMENT_CAPTURED",
+            payment,
+            PaymentStatus.CAPTURED,
+            kind="PAYMENT_CAPTURED",
             actor=actor,
-            to_status=OrderStatus.PAID,
             webhook_event_id=event_id,
             razorpay_payment_id=gateway_payment_id,
             amount=amount,
         )
+        states.move(
+            session,
+            order,
+            order,
+            OrderStatus.PAID,
+            kind="ORDER_PAID",
+            actor=actor,
+            webhook_event_id=event_id,
+        )
         return "paid"
-    events.record(
+    states.record(
         session,
         order,
         "CAPTURE_NOT_OWED",
         actor=actor,
+        subject=payment,
         webhook_event_id=event_id,
         razorpay_payment_id=gateway_payment_id,
         reason=why_not,
@@ -370,13 +381,13 @@ async def _apply_capture(session: AsyncSession, entity: dict[str, Any], event_id
             note=why_not,
         )
         await owe_refund_call(session, refund)
-        events.record(
+        states.record(
             session,
             order,
             "AUTOMATIC_REFUND_INITIATED",
             actor=actor,
+            subject=refund,
             webhook_event_id=event_id,
-            refund_id=str(refund.id),
             amount=refund.amount,
         )
     return f"not owed ({why_not}); refunded automatically"
@@ -389,17 +400,18 @@ async def _apply_payment_failed(
     if locked is None:
         return "unknown razorpay order"
     order, payment = locked
-    if payment.status is PaymentStatus.CREATED:
-        payment.status = PaymentStatus.FAILED
-    events.record(
-        session,
-        order,
-        "PAYMENT_ATTEMPT_FAILED",
-        actor=f"webhook:{event_id}",
-        webhook_event_id=event_id,
-        razorpay_payment_id=entity.get("id"),
-        reason=entity.get("error_description"),
-    )
+    details: dict[str, Any] = {
+        "actor": f"webhook:{event_id}",
+        "webhook_event_id": event_id,
+        "razorpay_payment_id": entity.get("id"),
+        "reason": entity.get("error_description"),
+    }
+    if states.can_move(payment, PaymentStatus.FAILED):  # an open session stays payable
+        states.move(
+            session, order, payment, PaymentStatus.FAILED, kind="PAYMENT_ATTEMPT_FAILED", **details
+        )
+    else:  # a failed attempt after a capture never un-pays it
+        states.record(session, order, "PAYMENT_ATTEMPT_FAILED", subject=payment, **details)
     return f"attempt failed; session {payment.status.value}"
 
 
@@ -432,29 +444,29 @@ async def _apply_refund(session: AsyncSession, entity: dict[str, Any], event_id:
     if refund.status is not RefundStatus.INITIATED:
         return f"already {refund.status.value}"
     if status == "processed":
-        refund.status = RefundStatus.REFUNDED
         refund.settled_at = datetime.now(UTC)
-        events.record(
+        states.move(
             session,
             order,
-            "REFUND_PROCESSED",
+            refund,
+            RefundStatus.REFUNDED,
+            kind="REFUND_PROCESSED",
             actor=actor,
             webhook_event_id=event_id,
-            refund_id=str(refund.id),
             amount=refund.amount,
         )
         return "refunded"
     if status == "failed":
-        refund.status = RefundStatus.FAILED
         refund.failure_reason = "Razorpay reported the refund failed"
         refund.settled_at = datetime.now(UTC)
-        events.record(
+        states.move(
             session,
             order,
-            "REFUND_FAILED",
+            refund,
+            RefundStatus.FAILED,
+            kind="REFUND_FAILED",
             actor=actor,
             webhook_event_id=event_id,
-            refund_id=str(refund.id),
             amount=refund.amount,
         )
         return "refund failed"

@@ -20,9 +20,11 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from joycart.observability.graphql import OperationMetrics
+from joycart.schema.addresses import AddressesMutation, AddressesQuery
 from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
 from joycart.schema.errors import MaskInternalErrors, QuietSchema
+from joycart.schema.fulfilment import FulfilmentMutation
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
 from joycart.schema.shopping import ShoppingMutation, ShoppingQuery
@@ -31,9 +33,18 @@ MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
 
-Query = merge_types("Query", (AuthQuery, CatalogQuery, ShoppingQuery, OrdersQuery))
+Query = merge_types("Query", (AuthQuery, CatalogQuery, ShoppingQuery, OrdersQuery, AddressesQuery))
 Mutation = merge_types(
-    "Mutation", (AuthMutation, CatalogMutation, ImagesMutation, ShoppingMutation, OrdersMutation)
+    "Mutation",
+    (
+        AuthMutation,
+        CatalogMutation,
+        ImagesMutation,
+        ShoppingMutation,
+        OrdersMutation,
+        AddressesMutation,
+        FulfilmentMutation,
+    ),
 )
 
 # Built once: per-request limiter extensions would defeat the validation cache

@@ -21,7 +21,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
 from joycart.db import Sessions
-from joycart.models import Order, OrderItem, Payment, Product, ProductImage, Refund, Role, User
+from joycart.models import (
+    Order,
+    OrderAddress,
+    OrderItem,
+    Payment,
+    Product,
+    ProductImage,
+    Refund,
+    Return,
+    Role,
+    Shipment,
+    ShipmentLine,
+    User,
+)
 
 K = uuid.UUID
 V = TypeVar("V")
@@ -125,6 +138,14 @@ async def _current_payment(session: AsyncSession, keys: Sequence[K]) -> list[Pay
     return [found.get(key) for key in keys]
 
 
+async def _order_address(session: AsyncSession, keys: Sequence[K]) -> list[OrderAddress | None]:
+    rows = (
+        await session.scalars(select(OrderAddress).where(OrderAddress.order_id.in_(keys)))
+    ).all()
+    found = {row.order_id: row for row in rows}
+    return [found.get(key) for key in keys]
+
+
 class Loaders:
     def __init__(self, sessions: Sessions) -> None:
         self.users = SessionLoader[UserCard | None](sessions, _user_cards)
@@ -141,3 +162,14 @@ class Loaders:
             sessions, _grouped(Refund, Refund.order_item_id, Refund.created_at)
         )
         self.payment_by_order = SessionLoader[Payment | None](sessions, _current_payment)
+        # Fulfilment (schema/fulfilment.py, schema/addresses.py).
+        self.address_by_order = SessionLoader[OrderAddress | None](sessions, _order_address)
+        self.shipments_by_order = SessionLoader[list[Shipment]](
+            sessions, _grouped(Shipment, Shipment.order_id, Shipment.created_at)
+        )
+        self.lines_by_shipment = SessionLoader[list[ShipmentLine]](
+            sessions, _grouped(ShipmentLine, ShipmentLine.shipment_id, ShipmentLine.order_item_id)
+        )
+        self.returns_by_order = SessionLoader[list[Return]](
+            sessions, _grouped(Return, Return.order_id, Return.created_at)
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Annotated
 
 import strawberry
 
@@ -95,7 +96,19 @@ class ShoppingMutation:
         description="Turn the cart into an order. The same key always returns the same order."
     )
     @user_errors(CheckoutPayload)
-    async def checkout(self, info: JCInfo, idempotency_key: str) -> CheckoutPayload:
+    async def checkout(
+        self,
+        info: JCInfo,
+        idempotency_key: str,
+        shipping_address_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Ship to a copy of this address-book entry; by default, of the "
+                "default address (or nowhere yet). A repeat with the same key that names an "
+                "address must name the one the order ships to."
+            ),
+        ] = None,
+    ) -> CheckoutPayload:
         ctx = info.context
         buyer = await ctx.require_user(Role.USER)
         try:
@@ -105,6 +118,7 @@ class ShoppingMutation:
                 idempotency_key=idempotency_key,
                 gateway=ctx.services.gateway,
                 payment_window=timedelta(minutes=ctx.services.settings.payment_window_minutes),
+                shipping_address_id=shipping_address_id,
             )
         except JoyCartError as exc:
             metrics.checkout_outcome(exc.code.value)

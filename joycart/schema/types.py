@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Iterable, Sequence
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +28,10 @@ strawberry.enum(RefundStatus)
 strawberry.enum(RefundReason)
 
 JCInfo = Info[Context, None]
+
+if TYPE_CHECKING:
+    from joycart.schema.addresses import ShippingAddress
+    from joycart.schema.fulfilment_types import ItemReturn, Shipment
 
 
 @strawberry.type(description="An amount in the currency's minor unit (paise for INR).")
@@ -260,6 +264,12 @@ class OrderItem:
     unit_price: Money
     line_total: Money
     status: OrderItemStatus
+    # Where the units are (resolvers/progress.py): cumulative shipped/delivered/returned counts,
+    # and the units in an open return.
+    shipped_quantity: int
+    delivered_quantity: int
+    return_requested_quantity: int
+    returned_quantity: int
     row: strawberry.Private[models.OrderItem]
 
     @classmethod
@@ -272,8 +282,20 @@ class OrderItem:
             unit_price=Money(amount=row.unit_price, currency=row.currency),
             line_total=Money(amount=row.unit_price * row.quantity, currency=row.currency),
             status=row.status,
+            shipped_quantity=row.shipped_quantity,
+            delivered_quantity=row.delivered_quantity,
+            return_requested_quantity=row.return_requested_quantity,
+            returned_quantity=row.returned_quantity,
             row=row,
         )
+
+    @strawberry.field(description="Returns of this item, newest last.")
+    async def returns(
+        self, info: JCInfo
+    ) -> list[Annotated[ItemReturn, strawberry.lazy("joycart.schema.fulfilment_types")]]:
+        from joycart.schema.fulfilment_types import item_returns
+
+        return await item_returns(info, self.row)
 
     @strawberry.field
     async def order(
@@ -355,6 +377,30 @@ class Order:
             for r in rows
             if r.order_item_id is None
         ]
+
+    @strawberry.field(description="Where the order ships; null until the buyer chooses.")
+    async def shipping_address(
+        self, info: JCInfo
+    ) -> Annotated[ShippingAddress, strawberry.lazy("joycart.schema.addresses")] | None:
+        from joycart.schema.addresses import order_shipping_address
+
+        return await order_shipping_address(info, self.row)
+
+    @strawberry.field(description="Parcels sent, with tracking (a seller sees their own only).")
+    async def shipments(
+        self, info: JCInfo
+    ) -> list[Annotated[Shipment, strawberry.lazy("joycart.schema.fulfilment_types")]]:
+        from joycart.schema.fulfilment_types import order_shipments
+
+        return await order_shipments(info, self.row)
+
+    @strawberry.field(description="Returns asked for (a seller sees those of their items only).")
+    async def returns(
+        self, info: JCInfo
+    ) -> list[Annotated[ItemReturn, strawberry.lazy("joycart.schema.fulfilment_types")]]:
+        from joycart.schema.fulfilment_types import order_returns
+
+        return await order_returns(info, self.row)
 
     @strawberry.field(description="The order's history, oldest first.")
     async def events(self, info: JCInfo) -> list[OrderEvent]:

@@ -76,18 +76,14 @@ async def test_batched_request_is_400(http: httpx.AsyncClient, services: Service
     assert await _users(services) == 0
 
 
-async def test_query_over_get_is_not_executed(http: httpx.AsyncClient) -> None:
-    response = await http.get("/graphql", params={"query": "{ __typename }"})
-    assert response.status_code == 400
-    assert "Query" not in response.text
-
-
 async def test_mutation_over_get_never_runs(http: httpx.AsyncClient, services: Services) -> None:
-    for accept in ("application/json", "text/html"):
+    # Queries run over GET (tests/api/test_http_get.py); mutations never do.
+    for accept in ("application/json", "text/html", "application/graphql-response+json"):
         response = await http.get(
             "/graphql", params={"query": INLINE_REGISTER}, headers={"Accept": accept}
         )
-        assert response.status_code == 400, (accept, response.text)
+        assert response.status_code == 405, (accept, response.text)
+        assert response.headers["allow"] == "POST"
     assert await _users(services) == 0
     # The same mutation over POST does write: the count above can fail.
     assert (await http.post("/graphql", json={"query": INLINE_REGISTER})).status_code == 200

@@ -189,7 +189,7 @@ async def test_one_order_is_followed_through_the_json_logs_by_its_id(
     assert all(line.get("request_id") for line in story)
     assert not [line for line in story if line["logger"] == "uvicorn.access"]  # one line each
     by_chapter = {c: next(line for line in story if c in line["event"]) for c in chapters}
-    assert [by_chapter[c]["order_event"] for c in chapters] == list(chapters)
+    assert [by_chapter[c]["event_kind"] for c in chapters] == list(chapters)
     assert by_chapter["ORDER_PLACED"]["user_id"] == buyer.id
     assert by_chapter["PAYMENT_CAPTURED"]["webhook_event_id"]
     assert by_chapter["REFUND_PROCESSED"]["refund_id"] == refund["id"]
