@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from joycart.integrations.razorpay_sim import RazorpaySimulator
-from tests.conftest import JWT_SECRET, KEY_ID, KEY_SECRET, WEBHOOK_SECRET
+from tests.conftest import JWT_SECRET, KEY_ID, KEY_SECRET, MISSING_TOOL, WEBHOOK_SECRET
 from tests.multiprocess.harness import (
     HttpServe,
     JoyCartProcess,
@@ -26,8 +26,8 @@ from tests.multiprocess.session_state import session_state_in_code
 
 VARIANTS = ("direct", "pgbouncer")
 NO_PGBOUNCER = (
-    "the pgbouncer binary is not installed (Debian: apt-get install pgbouncer; .ci/run installs "
-    "it when apt works)"
+    f"{MISSING_TOOL} the pgbouncer binary is not installed, so nothing ran through PgBouncer "
+    "(Debian: apt-get install pgbouncer; .ci/run installs it when apt works)"
 )
 SESSION_STATE = (
     "the code still keeps session-level state that transaction pooling loses (issue 8 replaces "
