@@ -38,7 +38,15 @@ def _serve(host: str, port: int, processes: int, with_worker: bool) -> None:
         from joycart import serving
 
         if processes == 1:
-            asyncio.run(serving.serve_one(settings, host, port, with_worker))
+            asyncio.run(
+                serving.serve_one(
+                    settings,
+                    host,
+                    port,
+                    with_worker,
+                    at_exit=lambda: remove_metrics_dir(metrics_dir, owned),
+                )
+            )
         else:
             serving.serve_many(settings, host, port, processes, with_worker)
     except ConfigError as exc:

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import uvicorn
@@ -102,7 +102,15 @@ def _ready(public: str, settings: Settings, processes: int) -> None:
 # --- one process ---------------------------------------------------------------------------
 
 
-async def serve_one(settings: Settings, host: str, port: int, with_worker: bool) -> None:
+async def serve_one(
+    settings: Settings,
+    host: str,
+    port: int,
+    with_worker: bool,
+    at_exit: Callable[[], None] = lambda: None,
+) -> None:
+    """`at_exit` runs last in the lifespan: uvicorn re-raises SIGTERM after it, so code after
+    `serve_one` returns may never run."""
     from joycart.worker import run_forever
 
     runtime = Runtime(settings)
@@ -130,6 +138,7 @@ async def serve_one(settings: Settings, host: str, port: int, with_worker: bool)
             metrics.forget_this_process()
             # uvicorn re-raises SIGTERM after shutdown, so stop the embedded server here.
             runtime.stop()
+            at_exit()
 
     config = _uvicorn_config(
         create_app(services, lifespan=lifespan), settings, host=host, port=port
