@@ -15,10 +15,12 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from joycart.bootstrap import Services
 from joycart.http import GraphQLView
 from joycart.integrations.images import LocalImageStore
+from joycart.observability.http import RequestContext, TrustedProxies, metrics_response
 from joycart.webhooks import razorpay_webhook
 
 log = logging.getLogger("joycart.app")
@@ -108,6 +110,9 @@ def create_app(
             return JSONResponse({"status": "unavailable"}, status_code=503)
         return JSONResponse({"status": "ready"})
 
+    async def metrics(request: Request) -> Response:
+        return await metrics_response(request, services)
+
     async def webhook(request: Request) -> Response:
         return await razorpay_webhook(request, services)
 
@@ -128,9 +133,15 @@ def create_app(
             Route("/webhooks/razorpay", webhook, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
             Route("/images/{key:path}", image, methods=["GET"]),
         ],
         middleware=[
+            # Outermost: it must see the connecting peer before the proxy headers replace it.
+            Middleware(RequestContext, trusted=TrustedProxies(services.settings.trusted_proxies)),
+            # Applied here rather than by uvicorn (serve runs it with proxy_headers off), so the
+            # request id check above still sees who connected.
+            Middleware(ProxyHeadersMiddleware, trusted_hosts=services.settings.trusted_proxy_list),
             Middleware(BodyLimit, limit=_body_limit),
             Middleware(
                 CORSMiddleware,
@@ -138,6 +149,7 @@ def create_app(
                 allow_origin_regex=origin_regex,
                 allow_methods=["GET", "POST"],
                 allow_headers=["Authorization", "Content-Type"],
+                expose_headers=["X-Request-Id"],  # so an SPA can quote it in a bug report
                 max_age=600,
             ),
         ],

@@ -63,7 +63,9 @@ def build_images(settings: Settings) -> ImageStore:
 def build_services(
     settings: Settings, *, database_url: str, razorpay_api_url: str | None = None
 ) -> Services:
-    engine = make_engine(database_url, pool_size=settings.db_pool_size)
+    engine = make_engine(
+        database_url, pool_size=settings.db_pool_size, pooler=settings.database_pooler
+    )
     sessions = make_sessions(engine)
     assert settings.razorpay_webhook_secret
     return Services(

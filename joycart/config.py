@@ -17,6 +17,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_JWT_SECRET_BYTES = 32
+MIN_METRICS_TOKEN_BYTES = 16
 SIMULATED_KEY_ID = "rzp_test_simulated"
 
 
@@ -42,10 +43,22 @@ class Settings(BaseSettings):
     payment_window_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     rate_limits: Literal["on", "off"] = "on"
     cors_origins: str | None = None
-    # Comma-separated addresses or networks (CIDR) of the proxies in front of the API: only from
-    # these is X-Forwarded-For (the client's address, for rate limits) or X-Request-Id believed.
-    trusted_proxies: str = "127.0.0.1"
     public_url: str | None = None
+    # Comma-separated addresses or networks (CIDR) of the proxies in front of the API: only from
+    # these is X-Forwarded-For (the client's address, for rate limits) or X-Request-Id believed;
+    # "*" trusts every peer (only behind a proxy that strips those headers).
+    trusted_proxies: str = "127.0.0.1"
+    # "pgbouncer" when a transaction-mode pooler sits between us and PostgreSQL: no statement
+    # cache, unique prepared-statement names (see db.py).
+    database_pooler: Literal["pgbouncer"] | None = None
+    # Bearer token for GET /metrics from anywhere but this host; unset: only 127.0.0.1 may scrape.
+    metrics_token: str | None = None
+    # "json" (one object a line, for log shippers) or "console" (for people); by default json in
+    # production and console in development.
+    log_format: Literal["json", "console"] | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # How long a stopping API process waits for requests in flight before it cuts them off.
+    drain_seconds: float = Field(default=20.0, gt=0, le=300)
     return_window_days: int = Field(default=7, ge=1, le=365)
     # Not in the contract: knobs for operators and tests.
     gateway_timeout_seconds: float = Field(default=10.0, gt=0, le=10.0)
@@ -75,8 +88,12 @@ class Settings(BaseSettings):
 
     @property
     def trusted_proxy_list(self) -> list[str]:
-        """`trusted_proxies` as uvicorn's `forwarded_allow_ips` takes it (`*` trusts anyone)."""
+        """`trusted_proxies` as a list, as uvicorn's proxy-headers layer takes it."""
         return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+
+    @property
+    def json_logs(self) -> bool:
+        return self.log_format == "json" if self.log_format else self.is_production
 
     @property
     def uses_simulated_gateway(self) -> bool:
@@ -119,6 +136,9 @@ def load_dev_secrets(data_dir: Path) -> DevSecrets:
 
 def resolve_settings(settings: Settings) -> Settings:
     """Check production requirements and fill development secrets; returns a completed copy."""
+    token = settings.metrics_token
+    if token is not None and len(token.encode()) < MIN_METRICS_TOKEN_BYTES:
+        raise ConfigError(f"JOYCART_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_BYTES} bytes")
     if settings.is_production:
         problems = []
         if not settings.database_url:

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from joycart.bootstrap import Services
 from joycart.errors import GatewayUnavailable
 from joycart.integrations.images import ImageStore, ImageStoreError, LocalImageStore
+from joycart.observability import logs, metrics
 from joycart.resolvers import jobs, limits, orders, payments
 from joycart.resolvers.inbox import apply_recorded
 from joycart.resolvers.locks import LockBusy
@@ -69,35 +70,47 @@ async def _run_job(services: Services, job: jobs.ClaimedJob) -> None:
             log.warning("reconciled from Razorpay: %s", line)
         for line in report.errors:  # asked again at the next run
             log.warning("reconciliation could not check: %s", line)
+        metrics.reconciliation_report(report)
     elif job.kind == jobs.APPLY_WEBHOOK:
         await apply_recorded(services.sessions, int(job.payload["event_row_id"]))
     else:
         raise ValueError(f"unknown job kind {job.kind}")
 
 
-async def run_due_jobs(services: Services, *, limit: int = 20) -> RunStats:
+async def run_due_jobs(
+    services: Services, *, limit: int = 20, stop: asyncio.Event | None = None
+) -> RunStats:
     stats = RunStats()
     async with services.sessions() as session, session.begin():
         claimed = await jobs.claim(session, limit=limit)
-    for job in claimed:
+    for position, job in enumerate(claimed):
+        if stop is not None and stop.is_set():  # draining: hand the rest back to other workers
+            async with services.sessions() as session, session.begin():
+                await jobs.release(session, claimed[position:])
+            break
+        logs.new_unit(job_id=job.id, job_kind=job.kind, **logs.ids_in(job.payload))
         try:
             await _run_job(services, job)
         except (GatewayUnavailable, ImageStoreError, LockBusy) as exc:
             stats.jobs_retried += 1
+            metrics.JOBS_RUN.labels(job.kind, "retry").inc()
             async with services.sessions() as session, session.begin():
                 await jobs.retry_later(session, job, str(exc))
             continue
         except Exception as exc:  # a bug must not stop the worker; the job keeps its error
             log.exception("job %s (%s) failed", job.id, job.kind)
             stats.jobs_retried += 1
+            metrics.JOBS_RUN.labels(job.kind, "retry").inc()
             async with services.sessions() as session, session.begin():
                 await jobs.retry_later(session, job, f"{type(exc).__name__}: {exc}")
             continue
         stats.jobs_done += 1
+        metrics.JOBS_RUN.labels(job.kind, "done").inc()
         async with services.sessions() as session, session.begin():
             await jobs.complete(session, job.id)
             if job.kind == jobs.RECONCILE:
                 await schedule_reconciliation(session)
+    logs.new_unit()
     return stats
 
 
@@ -108,23 +121,25 @@ async def schedule_reconciliation(session: AsyncSession) -> None:
     )
 
 
-async def run_once(services: Services) -> RunStats:
+async def run_once(services: Services, stop: asyncio.Event | None = None) -> RunStats:
     """One pass: expire what is due, drop ended rate-limit windows, then run the due jobs."""
     async with services.sessions() as session, session.begin():
         expired = await orders.expire_due_orders(session)
         await limits.prune_windows(session)
-    stats = await run_due_jobs(services)
+    logs.new_unit()  # expiry binds the order ids it wrote about
+    stats = await run_due_jobs(services, stop=stop)
     stats.orders_expired = expired
     return stats
 
 
 async def run_forever(services: Services, stop: asyncio.Event) -> None:
     log.info("worker started")
+    metrics.WORKER_RUNNING.set(1)
     async with services.sessions() as session, session.begin():
         await schedule_reconciliation(session)
     while not stop.is_set():
         try:
-            stats = await run_once(services)
+            stats = await run_once(services, stop)
             busy = stats.jobs_done + stats.jobs_retried + stats.orders_expired
         except Exception:
             log.exception("worker pass failed; retrying")
@@ -133,4 +148,5 @@ async def run_forever(services: Services, stop: asyncio.Event) -> None:
             continue
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
+    metrics.WORKER_RUNNING.set(0)
     log.info("worker stopped")

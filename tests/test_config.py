@@ -156,3 +156,23 @@ def test_env_file_in_the_working_directory_is_read(
     settings = Settings()
     assert settings.is_production
     assert settings.payment_window_minutes == 45
+
+
+def test_a_short_metrics_token_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {**PRODUCTION, "JOYCART_METRICS_TOKEN": "short"}
+    with pytest.raises(ConfigError, match="JOYCART_METRICS_TOKEN"):
+        resolve_settings(_settings(monkeypatch, env))
+    env["JOYCART_METRICS_TOKEN"] = "t" * 32
+    assert resolve_settings(_settings(monkeypatch, env)).metrics_token == "t" * 32
+
+
+def test_operations_settings_have_safe_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(monkeypatch, {})
+    assert settings.database_pooler is None
+    assert settings.trusted_proxies == "127.0.0.1"
+    assert settings.metrics_token is None
+    assert settings.json_logs is False
+    assert _settings(monkeypatch, PRODUCTION).json_logs is True
+    assert _settings(monkeypatch, {"JOYCART_LOG_FORMAT": "json"}).json_logs is True
+    pooled = _settings(monkeypatch, {"JOYCART_DATABASE_POOLER": "pgbouncer"})
+    assert pooled.database_pooler == "pgbouncer"

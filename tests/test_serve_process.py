@@ -4,10 +4,12 @@ server left behind by a crashed process reused rather than started twice."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,15 +44,19 @@ class Serve:
         self.port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("JOYCART_")}
         env["JOYCART_DATA_DIR"] = str(serve_dir)
-        self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-            [sys.executable, "-m", "joycart.cli", "serve", "--port", str(self.port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        self.log = serve_dir.parent / f"serve-{self.port}.log"
+        with self.log.open("wb") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+                [sys.executable, "-m", "joycart.cli", "serve", "--port", str(self.port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + STARTUP_SECONDS
         while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "serve exited during start-up"
+            assert self.proc.poll() is None, (
+                f"serve exited during start-up:\n{self.log.read_text(errors='replace')[-3000:]}"
+            )
             try:
                 body = {"query": "{ __typename }"}
                 r = httpx.post(f"http://127.0.0.1:{self.port}/graphql", json=body, timeout=2)
@@ -78,11 +84,16 @@ class Serve:
 
 
 @pytest.fixture
-def serve_dir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path / "data"
-    pid = _postmaster_pid(tmp_path / "data")
+def serve_dir() -> Iterator[Path]:
+    # Not under pytest's tmp_path: as root, the embedded server runs as another user, and every
+    # pytest session that starts on this machine makes /tmp/pytest-of-root owner-only again,
+    # which locks that user out of its own data directory half-way through a test.
+    base = Path(tempfile.mkdtemp(prefix="joycart-serve-"))
+    yield base / "data"
+    pid = _postmaster_pid(base / "data")
     if pid is not None:  # never leave a server behind, whatever the test did
         os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_serve_stops_its_database_on_sigterm_and_on_ctrl_c(serve_dir: Path) -> None:

@@ -35,6 +35,8 @@ class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
         Index("ix_jobs_due", "run_at", postgresql_where=text("status = 'PENDING'")),
+        # Only the jobs not done: what /metrics counts at every scrape, however many are DONE.
+        Index("ix_jobs_open", "status", "kind", postgresql_where=text("status <> 'DONE'")),
         Index(
             "uq_jobs_pending_dedupe",
             "dedupe_key",
@@ -62,6 +64,14 @@ class WebhookEvent(Base):
     """A verified webhook delivery, deduplicated on the SHA-256 of the signed raw body."""
 
     __tablename__ = "webhook_events"
+    __table_args__ = (
+        # Only the events not applied yet: what /metrics reads at every scrape.
+        Index(
+            "ix_webhook_events_unapplied",
+            "received_at",
+            postgresql_where=text("processed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
     body_sha256: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)

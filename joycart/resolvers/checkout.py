@@ -57,6 +57,7 @@ class CheckoutResult:
     order: Order
     payment: Payment
     gateway_error: GatewayUnavailable | None
+    created: bool = True  # False when the key returned an order placed earlier
 
 
 def _fingerprint(lines: list[tuple[uuid.UUID, int]]) -> str:
@@ -200,4 +201,6 @@ async def checkout(
             payment = await payments.open_gateway_session(sessions, gateway, payment.id, wait=True)
         except GatewayUnavailable as exc:
             error = exc
-    return CheckoutResult(order=placed.order, payment=payment, gateway_error=error)
+    return CheckoutResult(
+        order=placed.order, payment=payment, gateway_error=error, created=placed.created
+    )

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from joycart.db import Sessions
 from joycart.models import WebhookEvent
 from joycart.models.base import utcnow
+from joycart.observability import metrics
 from joycart.resolvers import payments
 
 log = logging.getLogger("joycart.webhooks")
@@ -55,6 +56,7 @@ async def apply_recorded(
             await session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
         event = await session.get_one(WebhookEvent, event_row_id, with_for_update=True)
         if event.processed_at is not None:
+            metrics.webhook_received(event.event_type, "duplicate")
             return event.outcome or "already applied"
         outcome = await payments.apply_event(
             session, event_type=event.event_type, payload=event.payload, event_id=event.id
@@ -62,4 +64,5 @@ async def apply_recorded(
         event.outcome = outcome[:500]
         event.processed_at = utcnow()
     log.info("webhook %s (%s): %s", event_row_id, event.event_type, outcome)
+    metrics.webhook_applied(event.event_type, event.payload.get("created_at"), outcome)
     return outcome

@@ -34,6 +34,7 @@ class ClaimedJob:
     kind: str
     payload: dict[str, Any]
     attempts: int
+    lease_until: datetime | None = None  # the lease this claim wrote: identifies it on release
 
 
 async def enqueue(
@@ -79,7 +80,28 @@ async def claim(session: AsyncSession, *, limit: int = 10) -> list[ClaimedJob]:
         .values(locked_until=now + LEASE, attempts=Job.attempts + 1)
         .returning(Job.id, Job.kind, Job.payload, Job.attempts)
     )
-    return [ClaimedJob(r.id, r.kind, r.payload, r.attempts) for r in rows]
+    return [ClaimedJob(r.id, r.kind, r.payload, r.attempts, now + LEASE) for r in rows]
+
+
+async def release(session: AsyncSession, claimed: list[ClaimedJob]) -> int:
+    """Give back claimed jobs this worker will not run (it is stopping): due again at once.
+
+    Only a lease still exactly as this claim wrote it is released, so a lease that ran out and was
+    taken by another worker is never touched; the attempt the claim counted is given back.
+    """
+    released = 0
+    for job in claimed:
+        result = await session.execute(
+            update(Job)
+            .where(
+                Job.id == job.id,
+                Job.status == JobStatus.PENDING,
+                Job.locked_until == job.lease_until,
+            )
+            .values(locked_until=None, attempts=Job.attempts - 1)
+        )
+        released += result.rowcount  # type: ignore[attr-defined]
+    return released
 
 
 async def complete(session: AsyncSession, job_id: int) -> None:

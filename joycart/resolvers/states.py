@@ -42,6 +42,7 @@ from joycart.models import (
     Shipment,
     ShipmentStatus,
 )
+from joycart.observability import logs
 
 log = logging.getLogger("joycart.orders")
 
@@ -234,6 +235,8 @@ def record(
 ) -> OrderEvent:
     """Append an event to the order's history; it changes no status (`move` does that)."""
     about = subject if subject is not None else order
+    # Every later log line of this request or job names the order (and the refund) too.
+    logs.bind(order_id=order.id, refund_id=about.id if isinstance(about, Refund) else None)
     event = OrderEvent(
         order_id=order.id,
         kind=kind,

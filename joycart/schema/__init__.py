@@ -19,6 +19,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from joycart.observability.graphql import OperationMetrics
 from joycart.schema.addresses import AddressesMutation, AddressesQuery
 from joycart.schema.admission import AdmittingSchema
 from joycart.schema.auth import AuthMutation, AuthQuery
@@ -60,6 +61,7 @@ _RULES: list[type[ASTValidationRule]] = [
 
 def _extensions(production: bool) -> list[type[SchemaExtension] | Callable[[], SchemaExtension]]:
     extensions: list[type[SchemaExtension] | Callable[[], SchemaExtension]] = [
+        OperationMetrics,
         lambda: AddValidationRules(list(_RULES)),
         lambda: MaxTokensLimiter(MAX_TOKENS),
         lambda: ParserCache(maxsize=512),

@@ -25,6 +25,7 @@ from joycart.bootstrap import Services
 from joycart.db import transaction
 from joycart.errors import Forbidden, Unauthenticated
 from joycart.models import Role, User
+from joycart.observability import logs
 from joycart.resolvers import auth
 
 if TYPE_CHECKING:
@@ -66,7 +67,8 @@ class Context:
     request: Request | None
     response: Response | None
     services: Services
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    # The id the HTTP middleware bound (and returns as X-Request-Id), so a masked error names it.
+    request_id: str = field(default_factory=lambda: logs.current("request_id") or uuid.uuid4().hex)
     _user_task: asyncio.Task[User | None] | None = None
     _loaders: Loaders | None = None
     _request_slots: asyncio.Semaphore = field(
@@ -111,7 +113,10 @@ class Context:
         """The caller, or None when anonymous; a bad token raises `Unauthenticated`."""
         if self._user_task is None:
             self._user_task = asyncio.ensure_future(self._load_user())
-        return await asyncio.shield(self._user_task)
+        user = await asyncio.shield(self._user_task)
+        if user is not None:
+            logs.bind(user_id=user.id)
+        return user
 
     async def viewer(self) -> Viewer:
         """Who the objects of this request are built for; a bad token raises `Unauthenticated`."""

@@ -7,7 +7,9 @@ from typing import Annotated
 
 import strawberry
 
+from joycart.errors import JoyCartError
 from joycart.models import Role
+from joycart.observability import metrics
 from joycart.resolvers import cart, checkout, confirm, limits
 from joycart.resolvers.cart import CartView
 from joycart.schema.auth import enforce_limits
@@ -110,13 +112,22 @@ class ShoppingMutation:
     ) -> CheckoutPayload:
         ctx = info.context
         buyer = await ctx.require_user(Role.USER)
-        result = await checkout.checkout(
-            ctx.services.sessions,
-            buyer=buyer,
-            idempotency_key=idempotency_key,
-            gateway=ctx.services.gateway,
-            payment_window=timedelta(minutes=ctx.services.settings.payment_window_minutes),
-            shipping_address_id=shipping_address_id,
+        try:
+            result = await checkout.checkout(
+                ctx.services.sessions,
+                buyer=buyer,
+                idempotency_key=idempotency_key,
+                gateway=ctx.services.gateway,
+                payment_window=timedelta(minutes=ctx.services.settings.payment_window_minutes),
+                shipping_address_id=shipping_address_id,
+            )
+        except JoyCartError as exc:
+            metrics.checkout_outcome(exc.code.value)
+            raise
+        metrics.checkout_outcome(
+            "gateway_unavailable"
+            if result.gateway_error
+            else ("placed" if result.created else "replayed")
         )
         ctx.loaders.payment_by_order.prime(result.order.id, result.payment)
         order = Order.of(result.order, Viewer.of(buyer))

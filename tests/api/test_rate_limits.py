@@ -1,8 +1,9 @@
 """Brute force: logins and registrations are limited per email and per client address, and the
 client's address is taken from X-Forwarded-For only when a trusted proxy sends it.
 
-The app runs as `joycart serve` runs it (`cli.server_config`: uvicorn's proxy-headers layer with
-JOYCART_TRUSTED_PROXIES), called in process with the peer address each test chooses.
+The app runs as `joycart serve` runs it (`serving.server_config`; the app applies uvicorn's
+proxy-headers layer with JOYCART_TRUSTED_PROXIES itself), called in process with the peer
+address each test chooses.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from starlette.applications import Starlette
 
 from joycart.app import create_app
 from joycart.bootstrap import Services, build_services
-from joycart.cli import server_config
 from joycart.integrations.razorpay_sim import RazorpaySimulator
 from joycart.resolvers import limits
+from joycart.serving import server_config
 from joycart.worker import run_once
 from tests.conftest import make_settings
 from tests.helpers import Api
@@ -194,6 +195,6 @@ def test_trusted_proxies_default_to_localhost_and_take_addresses_and_networks(
     assert make_settings(data_dir).trusted_proxy_list == ["127.0.0.1"]
     given = make_settings(data_dir, trusted_proxies=" 10.0.0.7, 10.1.0.0/16 ,")
     assert given.trusted_proxy_list == ["10.0.0.7", "10.1.0.0/16"]
+    # The app applies X-Forwarded-For itself (after the request-id check), not uvicorn.
     config = server_config(Starlette(), given, host="127.0.0.1", port=0)
-    assert config.proxy_headers
-    assert config.forwarded_allow_ips == ["10.0.0.7", "10.1.0.0/16"]
+    assert not config.proxy_headers
