@@ -20,7 +20,7 @@ from joycart.bootstrap import Services
 from joycart.errors import GatewayUnavailable
 from joycart.integrations.images import ImageStore, ImageStoreError, LocalImageStore
 from joycart.observability import logs, metrics
-from joycart.resolvers import jobs, limits, orders, payments
+from joycart.resolvers import jobs, limits, orders, payment_sessions, refunds
 from joycart.resolvers.inbox import apply_recorded
 from joycart.resolvers.locks import LockBusy
 from joycart.resolvers.reconcile import reconcile
@@ -52,10 +52,12 @@ def _store_for(services: Services, kind: str) -> ImageStore:
 async def _run_job(services: Services, job: jobs.ClaimedJob) -> None:
     if job.kind == jobs.CREATE_GATEWAY_ORDER:
         pid = uuid.UUID(job.payload["payment_id"])
-        await payments.open_gateway_session(services.sessions, services.gateway, pid, wait=False)
+        await payment_sessions.open_gateway_session(
+            services.sessions, services.gateway, pid, wait=False
+        )
     elif job.kind == jobs.SUBMIT_REFUND:
         rid = uuid.UUID(job.payload["refund_id"])
-        await payments.submit_refund(services.sessions, services.gateway, rid, wait=False)
+        await refunds.submit_refund(services.sessions, services.gateway, rid, wait=False)
     elif job.kind == jobs.DELETE_IMAGE:
         await _store_for(services, job.payload["store"]).delete(job.payload["key"])
     elif job.kind == jobs.RECONCILE:

@@ -37,7 +37,7 @@ from joycart.models import (
     StockReason,
     User,
 )
-from joycart.resolvers import addresses, payments, states
+from joycart.resolvers import addresses, payment_sessions, states
 from joycart.resolvers.cart import _require_buyer, view_cart
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -99,7 +99,7 @@ async def place_order(
             )
         await addresses.same_address_as(session, existing, shipping_address_id)
         return PlacedOrder(
-            existing, await payments.current_session(session, existing.id), created=False
+            existing, await payment_sessions.current_session(session, existing.id), created=False
         )
     if not cart.lines:
         raise CartEmpty("Your cart is empty.")
@@ -162,7 +162,7 @@ async def place_order(
         )
     if ship_to is not None:
         addresses.ship_to(session, order, ship_to)
-    payment = await payments.new_session(session, order=order, sequence=1, amount=total)
+    payment = await payment_sessions.new_session(session, order=order, sequence=1, amount=total)
     await session.execute(delete(CartItem).where(CartItem.user_id == buyer.id))
     states.record(
         session,
@@ -198,7 +198,9 @@ async def checkout(
     error: GatewayUnavailable | None = None
     if payment.status is PaymentStatus.CREATED and payment.razorpay_order_id is None:
         try:
-            payment = await payments.open_gateway_session(sessions, gateway, payment.id, wait=True)
+            payment = await payment_sessions.open_gateway_session(
+                sessions, gateway, payment.id, wait=True
+            )
         except GatewayUnavailable as exc:
             error = exc
     return CheckoutResult(

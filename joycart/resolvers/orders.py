@@ -27,7 +27,7 @@ from joycart.models import (
     StockReason,
     User,
 )
-from joycart.resolvers import payments, progress, states
+from joycart.resolvers import payment_sessions, progress, refunds, states
 from joycart.resolvers.pages import Page, Position, newest_first
 
 PAID_STATES = progress.PAID_STATES  # PAID, PARTIALLY_CANCELLED, and the fulfilment stages
@@ -174,7 +174,7 @@ async def cancel_item(
             .where(Payment.order_id == order.id, Capture.owed.is_(True))
         )
         assert capture is not None, "a paid order has its owed capture"
-        refund = payments.create_refund(
+        refund = refunds.create_refund(
             session,
             order=order,
             capture=capture,
@@ -184,7 +184,7 @@ async def cancel_item(
             quantity=units,
             note=reason,
         )
-        await payments.owe_refund_call(session, refund)
+        await refunds.owe_refund_call(session, refund)
         states.record(
             session, order, "REFUND_INITIATED", actor=who, subject=refund, amount=refund.amount
         )
@@ -218,7 +218,7 @@ async def retry_refund(session: AsyncSession, *, actor: User, refund_id: str) ->
     if await session.scalar(select(Refund.id).where(Refund.retry_of_id == failed.id)):
         raise InvalidState("This refund was already asked again.")
     capture = await session.get_one(Capture, failed.capture_id)
-    refund = payments.create_refund(
+    refund = refunds.create_refund(
         session,
         order=order,
         capture=capture,
@@ -229,7 +229,7 @@ async def retry_refund(session: AsyncSession, *, actor: User, refund_id: str) ->
         note=failed.note,
     )
     refund.retry_of_id = failed.id
-    await payments.owe_refund_call(session, refund)
+    await refunds.owe_refund_call(session, refund)
     states.record(
         session,
         order,
@@ -250,7 +250,7 @@ async def _renew_session(
     actor: str,
 ) -> Payment | None:
     """An unpaid order now owes less: retire its session and open one for the new amount."""
-    current = await payments.current_session(session, order.id, lock=True)
+    current = await payment_sessions.current_session(session, order.id, lock=True)
     retired = PaymentStatus.CANCELLED if all_cancelled else PaymentStatus.SUPERSEDED
     states.move(
         session, order, current, retired, kind=f"PAYMENT_SESSION_{retired.value}", actor=actor
@@ -261,7 +261,7 @@ async def _renew_session(
         )
         return None
     owed = sum(i.unit_price * i.active_quantity for i in items)
-    payment = await payments.new_session(
+    payment = await payment_sessions.new_session(
         session, order=order, sequence=current.sequence + 1, amount=owed
     )
     states.record(
@@ -297,7 +297,10 @@ async def expire_due_orders(session: AsyncSession, *, limit: int = 50) -> int:
                 )
         open_sessions = await session.scalars(
             select(Payment)
-            .where(Payment.order_id == order.id, Payment.status.in_(payments.OPEN_SESSION_STATES))
+            .where(
+                Payment.order_id == order.id,
+                Payment.status.in_(payment_sessions.OPEN_SESSION_STATES),
+            )
             .order_by(Payment.id)
             .with_for_update()
         )

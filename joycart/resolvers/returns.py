@@ -40,7 +40,7 @@ from joycart.models import (
     StockReason,
     User,
 )
-from joycart.resolvers import payments, progress, states
+from joycart.resolvers import progress, refunds, states
 from joycart.resolvers.fulfilment import lock_order_items, order_items
 
 # One helper returns stock and writes its ledger row together (resolvers/orders.py).
@@ -82,7 +82,7 @@ async def refund_units(
         .where(Payment.order_id == order.id, Capture.owed.is_(True))
     )
     assert capture is not None, "delivered units belong to a paid order, which has its capture"
-    refund = payments.create_refund(
+    refund = refunds.create_refund(
         session,
         order=order,
         capture=capture,
@@ -92,7 +92,7 @@ async def refund_units(
         quantity=units,
         note=note,
     )
-    await payments.owe_refund_call(session, refund)
+    await refunds.owe_refund_call(session, refund)
     states.record(
         session, order, "REFUND_INITIATED", actor=actor, subject=refund, amount=refund.amount
     )

@@ -9,7 +9,7 @@ import strawberry
 
 from joycart import models
 from joycart.errors import GatewayUnavailable
-from joycart.resolvers import fulfilment, payments, returns
+from joycart.resolvers import fulfilment, refunds, returns
 from joycart.schema.context import Context
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.fulfilment_types import ItemReturn, Shipment
@@ -22,7 +22,7 @@ async def submit_owed_refund(ctx: Context, refund: models.Refund) -> models.Refu
     """Committed: now the Razorpay call the refund owes (the worker retries it if this fails).
     The one post-commit refund call of this module, as cancelItem makes it."""
     try:
-        return await payments.submit_refund(
+        return await refunds.submit_refund(
             ctx.services.sessions, ctx.services.gateway, refund.id, wait=True
         )
     except GatewayUnavailable as exc:

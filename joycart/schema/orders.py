@@ -9,7 +9,7 @@ import strawberry
 
 from joycart import models
 from joycart.errors import GatewayUnavailable
-from joycart.resolvers import orders, payments
+from joycart.resolvers import orders, payment_sessions, refunds
 from joycart.schema.context import Context
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.pagination import (
@@ -110,11 +110,11 @@ class OrdersMutation:
         services = ctx.services
         try:  # committed: now the calls it owes; failures are retried by the worker
             if refund_row is not None:
-                refund_row = await payments.submit_refund(
+                refund_row = await refunds.submit_refund(
                     services.sessions, services.gateway, refund_row.id, wait=True
                 )
             if result.new_payment is not None:
-                await payments.open_gateway_session(
+                await payment_sessions.open_gateway_session(
                     services.sessions, services.gateway, result.new_payment.id, wait=True
                 )
         except GatewayUnavailable as exc:
@@ -134,7 +134,7 @@ class OrdersMutation:
         async with ctx.transaction() as session:
             refund = await orders.retry_refund(session, actor=actor, refund_id=refund_id)
         try:
-            refund = await payments.submit_refund(
+            refund = await refunds.submit_refund(
                 ctx.services.sessions, ctx.services.gateway, refund.id, wait=True
             )
         except GatewayUnavailable as exc:

@@ -16,7 +16,7 @@ from joycart.bootstrap import Services
 from joycart.integrations.razorpay import RazorpayGateway
 from joycart.integrations.razorpay_sim import RazorpaySimulator
 from joycart.models import User
-from joycart.resolvers import orders, payments
+from joycart.resolvers import orders, refunds
 from joycart.worker import run_due_jobs
 from tests.helpers import Account, Api, assert_invariants, make_jobs_due
 
@@ -240,7 +240,7 @@ async def test_a_crash_between_commit_and_call_still_ends_with_one_refund(
         )
     assert result.refund is not None
     with pytest.raises(RuntimeError):
-        await payments.submit_refund(services.sessions, gateway, result.refund.id, wait=True)
+        await refunds.submit_refund(services.sessions, gateway, result.refund.id, wait=True)
     assert crashes == 1
     assert razorpay.refunds == {}
     monkeypatch.setattr(gateway, "create_refund", real)
