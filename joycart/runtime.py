@@ -15,7 +15,7 @@ from joycart.embedded_db import EmbeddedPostgres
 from joycart.observability import logs
 
 if TYPE_CHECKING:
-    from joycart.integrations.razorpay_sim import RazorpaySimulator
+    from joycart.integrations.simulators.razorpay import RazorpaySimulator
 
 log = logging.getLogger("joycart")
 
@@ -39,7 +39,7 @@ class Runtime:
     def start_simulator(self, webhook_url: str) -> str | None:
         if not self.settings.uses_simulated_gateway:
             return None
-        from joycart.integrations.razorpay_sim import RazorpaySimulator
+        from joycart.integrations.simulators.razorpay import RazorpaySimulator
 
         assert self.settings.razorpay_key_secret
         assert self.settings.razorpay_webhook_secret

@@ -28,9 +28,9 @@ from joycart.app import create_app
 from joycart.bootstrap import Services, build_services
 from joycart.config import Settings
 from joycart.embedded_db import EmbeddedPostgres
-from joycart.integrations.cloudinary_sim import CloudinarySimulator
 from joycart.integrations.razorpay import RazorpayGateway
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.cloudinary import CloudinarySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.models import Base
 from tests.helpers import Api
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.helpers import Account, Api
 
 ORDER_UPDATED = """subscription($id: ID!) { orderUpdated(orderId: $id) {

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.conftest import JWT_SECRET, KEY_ID, KEY_SECRET, WEBHOOK_SECRET
 from tests.helpers import Api, assert_invariants
 from tests.realtime import ORDER_UPDATED, cancel, deliver, order_of, place

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.api.test_cancellation import PaidOrder, paid_order
 from tests.helpers import Account, Api
 

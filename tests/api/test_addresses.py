@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.resolvers.addresses import MAX_ADDRESSES, indian_mobile
 from tests.api.fulfilment_steps import (
     ADDRESSES,

@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from joycart.bootstrap import Services
 from joycart.integrations.razorpay import RazorpayGateway
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.models import User
 from joycart.resolvers import orders, refunds
 from joycart.worker import run_due_jobs

@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.conftest import JWT_SECRET
 from tests.helpers import CHECKOUT, Api, assert_invariants, bulk_buyers
 

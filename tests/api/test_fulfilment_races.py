@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.api.fulfilment_steps import (
     addressed_paid_order,
     approve_return,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.api.fulfilment_steps import (
     ADDRESS,
     CHECKOUT_TO,

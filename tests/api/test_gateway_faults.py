@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.worker import run_due_jobs, run_once
 from tests.helpers import Api, assert_invariants, make_jobs_due
 

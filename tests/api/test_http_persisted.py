@@ -13,7 +13,7 @@ from sqlalchemy import text
 from joycart.app import create_app
 from joycart.bootstrap import Services, build_services
 from joycart.http.persisted import sha256_hex
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.schema import MAX_DEPTH
 from tests.api.http_support import (
     AS_GRAPHQL_RESPONSE,

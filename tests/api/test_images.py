@@ -20,8 +20,8 @@ from joycart import worker
 from joycart.bootstrap import Services
 from joycart.errors import ImageStoreUnavailable, NotFound
 from joycart.integrations.cloudinary import CloudinaryImageStore
-from joycart.integrations.cloudinary_sim import CloudinarySimulator
 from joycart.integrations.images import ImageStore, LocalImageStore, StoredImage
+from joycart.integrations.simulators.cloudinary import CloudinarySimulator
 from joycart.models import User
 from joycart.resolvers.images import add_product_image
 from tests.helpers import Account, Api

@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY
 
 from joycart.app import create_app
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.helpers import Api
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")

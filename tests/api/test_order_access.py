@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.api.test_cancellation import CANCEL, ORDER, cancel, paid_order
 from tests.helpers import Api, assert_invariants
 

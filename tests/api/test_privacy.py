@@ -22,7 +22,7 @@ from sqlalchemy import text
 from starlette.requests import Request
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.schema import Mutation, Query
 from joycart.schema.context import Context
 from joycart.schema.errors import MaskInternalErrors

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from joycart.app import create_app
 from joycart.bootstrap import Services, build_services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.resolvers import limits
 from joycart.serving import server_config
 from joycart.worker import run_once

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from joycart.bootstrap import Services
 from joycart.config import Settings
 from joycart.errors import InvalidState
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.models import User
 from joycart.resolvers import fulfilment, returns
 from tests.api.fulfilment_steps import addressed_paid_order, deliver, request_return, ship

@@ -21,7 +21,7 @@ from sqlalchemy import event, insert
 
 from joycart.app import create_app
 from joycart.bootstrap import Services, build_services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.models import Order, OrderEvent, OrderItem, OrderStatus
 from joycart.schema import schema
 from joycart.schema.admission import CostBudget

@@ -17,7 +17,7 @@ from websockets.typing import Origin
 
 from joycart.bootstrap import Services
 from joycart.db import transaction
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.models import Order, OrderStatus
 from joycart.realtime.hub import Hub
 from joycart.realtime.listener import asyncpg_dsn

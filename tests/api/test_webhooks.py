@@ -10,7 +10,11 @@ import httpx
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator, WebhookDelivery, sign_webhook
+from joycart.integrations.simulators.razorpay import (
+    RazorpaySimulator,
+    WebhookDelivery,
+    sign_webhook,
+)
 from joycart.worker import run_due_jobs
 from tests.conftest import WEBHOOK_SECRET
 from tests.helpers import Api, assert_invariants, make_jobs_due

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.conftest import JWT_SECRET, KEY_ID, KEY_SECRET, MISSING_TOOL, WEBHOOK_SECRET
 from tests.multiprocess.harness import (
     HttpServe,

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.conftest import JWT_SECRET
 from tests.helpers import CHECKOUT, Api, assert_invariants, bulk_buyers, make_jobs_due
 from tests.multiprocess.conftest import Cluster

@@ -19,7 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from tests.helpers import Account, Api
 from tests.multiprocess.conftest import process_env
 from tests.multiprocess.harness import HttpServe, alive

@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
-from joycart.integrations.razorpay_sim import RazorpaySimulator
+from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.resolvers.reconcile import reconcile
 from joycart.worker import run_due_jobs, schedule_reconciliation
 from tests.api.test_cancellation import cancel, paid_order

@@ -16,7 +16,7 @@ import cloudinary.utils
 import httpx
 import pytest
 
-from joycart.integrations.cloudinary_sim import CloudinarySimulator, RecordedRequest, sign
+from joycart.integrations.simulators.cloudinary import CloudinarySimulator, RecordedRequest, sign
 
 
 def make_png(width: int = 3, height: int = 2) -> bytes:

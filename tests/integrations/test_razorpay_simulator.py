@@ -17,7 +17,11 @@ import razorpay
 import requests
 from razorpay.errors import BadRequestError, ServerError
 
-from joycart.integrations.razorpay_sim import RazorpaySimulator, WebhookDelivery, sign_webhook
+from joycart.integrations.simulators.razorpay import (
+    RazorpaySimulator,
+    WebhookDelivery,
+    sign_webhook,
+)
 
 KEY_ID = "rzp_test_KEYID"
 KEY_SECRET = "key_secret_test"
