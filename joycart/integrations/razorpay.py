@@ -4,15 +4,24 @@ The SDK is only imported here. It has no default timeout and its own retries wou
 so every call passes `timeout=` and SDK retries stay off; we retry ourselves through the job queue,
 with refunds protected by `X-Refund-Idempotency`.
 
-    GatewayError
-    ├── GatewayUnavailable   timeouts, connection errors, 5xx, unparsable answers: the effect is
-    │                        unknown, so the caller must look before it tries again
-    └── GatewayRejected      a definite 4xx refusal: nothing happened at Razorpay
+Every answer is classified in ONE place, `classify(status, body)`:
+
+    done      2xx with the entity we asked for
+    refused   HTTP 400 whose description names a request Razorpay cannot have acted on
+              (`REFUSALS`) -> `GatewayRefused`
+    unknown   everything else -> `GatewayUnknown`: 409 (same idempotency key still in flight),
+              401/403/404/429, 5xx, HTML/empty/unexpected bodies, timeouts, dropped connections.
+              The effect may have happened; the caller looks before it tries again, with the same
+              idempotency key. `errors.GatewayUnavailable` is what callers show the client.
+
+The SDK picks its exception from the body's `error.code` and hides the HTTP status, so a response
+hook on the SDK's `requests` session records the status and body of the last answer per thread.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import hashlib
 import hmac
 import logging
@@ -32,12 +41,65 @@ class GatewayError(Exception):
     pass
 
 
-class GatewayUnavailable(GatewayError):
-    pass
+class GatewayUnknown(GatewayError):
+    """Razorpay may or may not have acted: look (same key) before trying again."""
 
 
-class GatewayRejected(GatewayError):
-    pass
+class GatewayRefused(GatewayError):
+    """A definite refusal: Razorpay cannot have acted on this request."""
+
+
+class Outcome(enum.Enum):
+    DONE = "done"
+    REFUSED = "refused"
+    UNKNOWN = "unknown"
+
+
+# HTTP 400 descriptions that say the request itself was invalid for the payment's state, so nothing
+# happened (razorpay docs api/refunds/create-normal.md, api/orders/create.md). Matched as lower-case
+# prefixes. Any OTHER 400 description counts as UNKNOWN: Razorpay reuses BAD_REQUEST_ERROR for
+# idempotency conflicts ("Different request with the same idempotency key ...") and for messages we
+# have not seen; treating an unseen one as a refusal could fail a refund Razorpay did make, while
+# treating it as unknown only costs a look-up and a retry with the same key.
+REFUSALS = (
+    "the refund amount provided is greater than amount captured",
+    "the refund amount provided is greater than amount refundable",
+    "the payment has been fully refunded already",
+    "the payment has not been captured",
+    "the amount must be at least",
+    "the amount must be an integer",
+    "the amount field is required",
+    "invalid amount",
+    "the selected speed is invalid",
+    "the id provided does not exist",
+    "refund is not allowed",
+)
+
+
+def _description(body: Any) -> str:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        return str(body["error"].get("description") or "")
+    return ""
+
+
+def classify(status: int | None, body: Any) -> Outcome:
+    """The one place a Razorpay answer becomes done, definitely refused, or unknown."""
+    if status is None:  # no answer at all: timeout, dropped connection
+        return Outcome.UNKNOWN
+    if 200 <= status < 300:
+        # An entity has an id, a collection has items; any other 2xx body is not what we asked for.
+        if isinstance(body, dict) and (body.get("id") or isinstance(body.get("items"), list)):
+            return Outcome.DONE
+        return Outcome.UNKNOWN
+    error = body.get("error") if isinstance(body, dict) else None
+    if (
+        status == 400
+        and isinstance(error, dict)
+        and error.get("code") == "BAD_REQUEST_ERROR"
+        and _description(body).strip().lower().startswith(REFUSALS)
+    ):
+        return Outcome.REFUSED
+    return Outcome.UNKNOWN
 
 
 @dataclass(frozen=True)
@@ -149,24 +211,40 @@ class RazorpayGateway:
             # The SDK looks its own version up in package metadata on every request.
             version = client._get_version()
             client._get_version = lambda: version
+            # The SDK maps errors by body only; remember the HTTP status of each answer.
+            client.session.hooks["response"].append(self._remember)
             self._local.client = client
         return client
 
-    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        def run() -> Any:
-            return fn(self._client(), *args, timeout=self._timeout, **kwargs)
-
+    def _remember(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._local.status = response.status_code
         try:
-            result = await asyncio.to_thread(run)
-        except BadRequestError as exc:
-            log.warning("razorpay refused %s: %s", what, exc)
-            raise GatewayRejected(str(exc) or "Razorpay refused the request") from exc
-        except (ServerError, SdkGatewayError, requests.RequestException, ValueError) as exc:
-            log.warning("razorpay unavailable for %s: %s: %s", what, type(exc).__name__, exc)
-            raise GatewayUnavailable(f"{type(exc).__name__}: {exc}"[:300]) from exc
-        if not isinstance(result, dict):
-            raise GatewayUnavailable(f"unexpected answer to {what}: {result!r}"[:300])
-        return result
+            self._local.body = response.json()
+        except ValueError:
+            self._local.body = None
+
+    async def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        def run() -> tuple[int | None, Any, Exception | None]:
+            self._local.status, self._local.body = None, None
+            try:
+                result = fn(self._client(), *args, timeout=self._timeout, **kwargs)
+            except (
+                BadRequestError, ServerError, SdkGatewayError, requests.RequestException, ValueError
+            ) as exc:  # fmt: skip
+                return self._local.status, self._local.body, exc
+            return self._local.status, result, None
+
+        status, body, error = await asyncio.to_thread(run)
+        outcome = classify(status, body)
+        if outcome is Outcome.DONE and error is None:
+            return body
+        detail = _description(body) or (f"{type(error).__name__}: {error}" if error else repr(body))
+        message = f"{what}: HTTP {status}: {detail}"[:300]
+        if outcome is Outcome.REFUSED:
+            log.warning("razorpay refused %s", message)
+            raise GatewayRefused(message)
+        log.warning("razorpay answer unknown for %s", message)
+        raise GatewayUnknown(message) from error
 
     def payment_signature_is_valid(self, *, order_id: str, payment_id: str, signature: str) -> bool:
         """Checkout's handler signature: hex HMAC-SHA256 of "order_id|payment_id" with the key

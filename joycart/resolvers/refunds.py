@@ -73,10 +73,41 @@ async def _call_answered(session: AsyncSession, refund: Refund) -> tuple[Order, 
     return order, row
 
 
+async def find_ours(
+    gateway: rzp.PaymentGateway, payment_id: str, refund_id: uuid.UUID
+) -> rzp.GatewayRefund | None:
+    """Our refund at Razorpay, matched by the id we put in its notes (raises GatewayUnknown)."""
+    existing = await gateway.list_refunds(payment_id)
+    return next((r for r in existing if r.notes.get("joycart_refund_id") == str(refund_id)), None)
+
+
+def _unavailable(refund_id: uuid.UUID, exc: Exception) -> GatewayUnavailable:
+    log.warning("refund %s not settled at Razorpay yet: %s", refund_id, exc)
+    return GatewayUnavailable("Razorpay's answer is unknown; the refund will be retried.")
+
+
+async def _refused(sessions: Sessions, refund: Refund, exc: Exception) -> Refund:
+    async with sessions() as session, session.begin():
+        order, row = await _call_answered(session, refund)
+        if row.status is RefundStatus.INITIATED and row.gateway_refund_id is None:
+            row.failure_reason = f"Razorpay refused the refund: {exc}"[:500]
+            row.settled_at = datetime.now(UTC)
+            states.move(
+                session,
+                order,
+                row,
+                RefundStatus.FAILED,
+                kind="REFUND_FAILED",
+                actor="system",
+                reason=row.failure_reason,
+            )
+        return row
+
+
 async def submit_refund(
     sessions: Sessions, gateway: rzp.PaymentGateway, refund_id: uuid.UUID, *, wait: bool
 ) -> Refund:
-    """Ask Razorpay for an INITIATED refund once; a definite refusal makes it FAILED."""
+    """Ask Razorpay for an INITIATED refund once; only a confirmed definite refusal FAILs it."""
     async with external_call_lock(sessions, f"refund:{refund_id}", wait=wait) as locked:
         sessions = locked
         async with sessions() as session, session.begin():
@@ -89,11 +120,7 @@ async def submit_refund(
         try:
             found: rzp.GatewayRefund | None = None
             if earlier_attempts:
-                existing = await gateway.list_refunds(capture.gateway_payment_id)
-                found = next(
-                    (r for r in existing if r.notes.get("joycart_refund_id") == str(refund.id)),
-                    None,
-                )
+                found = await find_ours(gateway, capture.gateway_payment_id, refund.id)
             answer = found or await gateway.create_refund(
                 payment_id=capture.gateway_payment_id,
                 amount=refund.amount,
@@ -104,27 +131,18 @@ async def submit_refund(
                 },
                 idempotency_key=refund.idempotency_key,
             )
-        except rzp.GatewayRejected as exc:
-            async with sessions() as session, session.begin():
-                order, row = await _call_answered(session, refund)
-                if row.status is RefundStatus.INITIATED and row.gateway_refund_id is None:
-                    row.failure_reason = f"Razorpay refused the refund: {exc}"[:500]
-                    row.settled_at = datetime.now(UTC)
-                    states.move(
-                        session,
-                        order,
-                        row,
-                        RefundStatus.FAILED,
-                        kind="REFUND_FAILED",
-                        actor="system",
-                        reason=row.failure_reason,
-                    )
-                return row
-        except rzp.GatewayUnavailable as exc:
-            log.warning("refund %s not submitted yet: %s", refund_id, exc)
-            raise GatewayUnavailable(
-                "Razorpay could not be reached; the refund will be retried."
-            ) from exc
+        except rzp.GatewayRefused as exc:
+            # A refusal fails the refund only once Razorpay's own list shows none of ours.
+            try:
+                found = await find_ours(gateway, capture.gateway_payment_id, refund.id)
+            except rzp.GatewayUnknown as lookup:
+                raise _unavailable(refund_id, lookup) from lookup
+            if found is None:
+                return await _refused(sessions, refund, exc)
+            answer = found
+        except rzp.GatewayUnknown as exc:
+            # 409, timeouts, 5xx, odd bodies: stay INITIATED; the job retries with the same key.
+            raise _unavailable(refund_id, exc) from exc
         async with sessions() as session, session.begin():
             order, row = await _call_answered(session, refund)
             if row.gateway_refund_id is None:

@@ -312,7 +312,7 @@ async def test_refund_failed_webhook_marks_it_failed_and_refused_refunds_fail_wi
             text("SELECT failure_reason FROM refunds WHERE id = :id"),
             {"id": second["refund"]["id"]},
         )
-    assert "Simulated refusal" in reason
+    assert "The amount must be at least INR 1.00" in reason
 
     retried = await api.gql(
         "mutation($id: ID!) { retryRefund(refundId: $id) { refund { status amount { amount } } "

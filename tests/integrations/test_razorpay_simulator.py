@@ -276,7 +276,7 @@ def test_refusal_fault_raises_bad_request_without_effect(
     sim: RazorpaySimulator, client: razorpay.Client
 ) -> None:
     sim.inject("post", "/v1/orders", "400")
-    with pytest.raises(BadRequestError, match="Simulated refusal"):
+    with pytest.raises(BadRequestError, match=r"at least INR 1\.00"):
         create_order(client)
     assert sim.orders == {}
 

@@ -51,7 +51,19 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 Handler = Callable[[Request, Any], JSON]
 ACCOUNT_ID = "acc_SIMULATOR00001"
-FAULTS = frozenset({"500", "html502", "slow", "drop_after_acting", "drop_before_acting", "400"})
+FAULTS = frozenset({
+    "500", "html502", "slow", "drop_after_acting", "drop_before_acting", "400",
+    "401", "403", "404", "409", "429", "html", "empty", "unexpected200", "slow_before_acting",
+})  # fmt: skip
+# Canned answers as Razorpay (or a proxy in front of it) gives them; see the reference notes: the
+# SDK maps by the body's error.code, so 401/409/429 arrive as BadRequestError, 404 as ServerError.
+_CANNED: dict[str, tuple[int, str, str]] = {
+    "401": (401, "BAD_REQUEST_ERROR", "Authentication failed"),
+    "403": (403, "BAD_REQUEST_ERROR", "Access forbidden for requested resource"),
+    "404": (404, "NOT_FOUND", "The requested URL was not found on the server."),
+    "409": (409, "BAD_REQUEST_ERROR", "A request with the same idempotency key is in progress."),
+    "429": (429, "BAD_REQUEST_ERROR", "Too many requests"),
+}
 _ALNUM = string.ascii_letters + string.digits
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{10,}")
 _SERVER_ERROR = "The server encountered an error. The incident has been reported to admins."
@@ -435,7 +447,18 @@ class RazorpaySimulator:
             if kind == "html502":
                 return HTMLResponse("<html><body>502 Bad Gateway</body></html>", status_code=502)
             if kind == "400":
-                return ApiError(400, "Simulated refusal").response()
+                return ApiError(400, "The amount must be at least INR 1.00", "amount").response()
+            if kind in _CANNED:
+                status, code, description = _CANNED[kind]
+                return ApiError(status, description, code=code).response()
+            if kind == "html":
+                return HTMLResponse("<html><body>Please wait</body></html>", status_code=200)
+            if kind == "empty":
+                return Response(b"", status_code=200, media_type="application/json")
+            if kind == "unexpected200":
+                return JSONResponse({"status": "ok"})
+            if fault is not None and kind == "slow_before_acting":
+                await self._hold_key_in_flight(request, fault.delay)
             if kind == "drop_before_acting":
                 return _DropConnection(self._server)
             try:
@@ -583,6 +606,17 @@ class RazorpaySimulator:
         if self.auto_process_refunds_after is not None:
             self._schedule_auto_process(refund["id"], self.auto_process_refunds_after)
         return refund
+
+    async def _hold_key_in_flight(self, request: Request, delay: float) -> None:
+        """Razorpay still processing the first request: its key answers 409, no refund yet."""
+        key = request.headers.get("x-refund-idempotency")
+        if key is not None:
+            with self._lock:
+                self._idempotency[key] = _IdempotentRefund("", "")
+        await asyncio.sleep(delay)
+        if key is not None:
+            with self._lock:
+                self._idempotency.pop(key, None)
 
     def _release_idempotency_key(self, request: Request) -> None:
         key = getattr(request.state, "idempotency_key", None)
