@@ -22,7 +22,6 @@ from joycart.models import (
     Product,
     Refund,
     RefundReason,
-    RefundStatus,
     StockMovement,
     StockReason,
     User,
@@ -193,53 +192,6 @@ async def cancel_item(
         new_payment = await _renew_session(session, order, items, all_cancelled, who)
     await session.flush()
     return CancelResult(order=order, item=item, refund=refund, new_payment=new_payment)
-
-
-async def retry_refund(session: AsyncSession, *, actor: User, refund_id: str) -> Refund:
-    """Ask again for a refund Razorpay failed: a new refund for the same units, once."""
-    rid = validation.parse_id(refund_id, field="refundId", what="refund")
-    failed = await session.get(Refund, rid)
-    if failed is None:
-        raise NotFound("No refund with that ID.", field="refundId")
-    order = await session.get_one(
-        Order, failed.order_id, with_for_update=True, populate_existing=True
-    )
-    failed = await session.get_one(Refund, rid, with_for_update=True, populate_existing=True)
-    allowed = {order.buyer_id}
-    if failed.order_item_id is not None:
-        item = await session.get_one(OrderItem, failed.order_item_id)
-        allowed.add(item.seller_id)
-    if actor.id not in allowed:
-        raise NotFound("No refund with that ID.", field="refundId")
-    if failed.status is not RefundStatus.FAILED:
-        raise InvalidState(
-            f"Only a failed refund can be asked again; this one is {failed.status.value}."
-        )
-    if await session.scalar(select(Refund.id).where(Refund.retry_of_id == failed.id)):
-        raise InvalidState("This refund was already asked again.")
-    capture = await session.get_one(Capture, failed.capture_id)
-    refund = refunds.create_refund(
-        session,
-        order=order,
-        capture=capture,
-        amount=failed.amount,
-        reason=failed.reason,
-        order_item_id=failed.order_item_id,
-        quantity=failed.quantity,
-        note=failed.note,
-    )
-    refund.retry_of_id = failed.id
-    await refunds.owe_refund_call(session, refund)
-    states.record(
-        session,
-        order,
-        "REFUND_RETRIED",
-        actor=f"user:{actor.id}",
-        subject=refund,
-        failed_refund_id=str(failed.id),
-        amount=refund.amount,
-    )
-    return refund
 
 
 async def _renew_session(

@@ -131,8 +131,9 @@ class OrdersMutation:
     async def retry_refund(self, info: JCInfo, refund_id: strawberry.ID) -> RefundPayload:
         ctx = info.context
         actor = await ctx.require_user()
-        async with ctx.transaction() as session:
-            refund = await orders.retry_refund(session, actor=actor, refund_id=refund_id)
+        refund = await refunds.retry_refund(
+            ctx.transaction, ctx.services.gateway, actor=actor, refund_id=refund_id
+        )
         try:
             refund = await refunds.submit_refund(
                 ctx.services.sessions, ctx.services.gateway, refund.id, wait=True
