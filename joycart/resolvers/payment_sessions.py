@@ -75,7 +75,8 @@ async def new_session(
 async def open_gateway_session(
     sessions: Sessions, gateway: rzp.PaymentGateway, payment_id: uuid.UUID, *, wait: bool
 ) -> Payment:
-    """Make sure the session has exactly one Razorpay order; raise `GatewayUnavailable` if not."""
+    """Give the session exactly one Razorpay order, written only if the session is still open and
+    current (else the orphan is recorded and the current session returned)."""
     async with external_call_lock(sessions, f"gateway-order:{payment_id}", wait=wait) as locked:
         sessions = locked
         async with sessions() as session, session.begin():
@@ -107,19 +108,40 @@ async def open_gateway_session(
             ) from exc
         async with sessions() as session, session.begin():
             # Order first, then its payment: the lock order of every other writer.
-            order = await session.get_one(Order, payment.order_id, with_for_update=True)
-            row = await session.get_one(Payment, payment_id, with_for_update=True)
-            row.razorpay_order_id = created.id
-            row.last_gateway_error = None
-            await jobs.settle(session, f"gateway-order:{payment_id}")
-            states.record(
-                session,
-                order,
-                "PAYMENT_SESSION_OPENED",
-                actor="system",
-                subject=row,
-                razorpay_order_id=created.id,
-                amount=row.amount,
-                found_by_receipt=found is not None,
+            order = await session.get_one(
+                Order, payment.order_id, with_for_update=True, populate_existing=True
             )
+            row = await session.get_one(
+                Payment, payment_id, with_for_update=True, populate_existing=True
+            )
+            await jobs.settle(session, f"gateway-order:{payment_id}")
+            current = await current_session(session, order.id)
+            if row.razorpay_order_id is None and (
+                row.status not in OPEN_SESSION_STATES or current.id != row.id
+            ):
+                # Superseded or ended during the call: never hand its Razorpay order out.
+                states.record(
+                    session,
+                    order,
+                    "ORPHAN_GATEWAY_ORDER",
+                    actor="system",
+                    subject=row,
+                    razorpay_order_id=created.id,
+                    amount=row.amount,
+                    session_status=row.status.value,
+                )
+                return current
+            if row.razorpay_order_id is None:
+                row.razorpay_order_id = created.id
+                row.last_gateway_error = None
+                states.record(
+                    session,
+                    order,
+                    "PAYMENT_SESSION_OPENED",
+                    actor="system",
+                    subject=row,
+                    razorpay_order_id=created.id,
+                    amount=row.amount,
+                    found_by_receipt=found is not None,
+                )
             return row

@@ -54,6 +54,7 @@ ACCOUNT_ID = "acc_SIMULATOR00001"
 FAULTS = frozenset({
     "500", "html502", "slow", "drop_after_acting", "drop_before_acting", "400",
     "401", "403", "404", "409", "429", "html", "empty", "unexpected200", "slow_before_acting",
+    "hold",
 })  # fmt: skip
 # Canned answers as Razorpay (or a proxy in front of it) gives them; see the reference notes: the
 # SDK maps by the body's error.code, so 401/409/429 arrive as BadRequestError, 404 as ServerError.
@@ -270,6 +271,7 @@ class RazorpaySimulator:
         self._refunds: dict[str, JSON] = {}
         self._idempotency: dict[str, _IdempotentRefund] = {}
         self._faults: list[_Fault] = []
+        self._released = threading.Event()  # ends "hold" faults (deterministic interleavings)
         self._requests: list[RecordedRequest] = []
         self._timers: list[threading.Timer] = []
         self._server: uvicorn.Server | None = None
@@ -388,6 +390,10 @@ class RazorpaySimulator:
         with self._lock:
             self._faults.append(_Fault(method.upper(), path_prefix, fault, times, delay))
 
+    def release_held(self) -> None:
+        """Let requests held by a "hold" fault go on (until the next ``reset``)."""
+        self._released.set()
+
     def faults_pending(self) -> int:
         with self._lock:
             return sum(f.remaining for f in self._faults)
@@ -395,6 +401,7 @@ class RazorpaySimulator:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+            self._released.clear()
 
     def reset(self) -> None:
         """Forget all state, faults and recorded requests (between tests)."""
@@ -403,6 +410,7 @@ class RazorpaySimulator:
             for table in (self._orders, self._payments, self._refunds, self._idempotency):
                 table.clear()
             self._faults.clear()
+            self._released.clear()
             self._requests.clear()
 
     def _cancel_timers(self) -> None:
@@ -457,6 +465,10 @@ class RazorpaySimulator:
                 return Response(b"", status_code=200, media_type="application/json")
             if kind == "unexpected200":
                 return JSONResponse({"status": "ok"})
+            if kind == "hold":  # wait for the test's release_held(), then act normally
+                # A threading.Event: the test releases it from another thread and event loop.
+                while not self._released.is_set():  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
             if fault is not None and kind == "slow_before_acting":
                 await self._hold_key_in_flight(request, fault.delay)
             if kind == "drop_before_acting":
