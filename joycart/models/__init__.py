@@ -5,6 +5,7 @@ from joycart.models.base import Base
 from joycart.models.cart import CartItem
 from joycart.models.catalog import ImageStore, Product, ProductImage, StockMovement, StockReason
 from joycart.models.fulfilment import Return, ReturnStatus, Shipment, ShipmentLine, ShipmentStatus
+from joycart.models.leases import CallLease
 from joycart.models.ops import Job, JobStatus, WebhookEvent
 from joycart.models.orders import Order, OrderEvent, OrderItem, OrderItemStatus, OrderStatus
 from joycart.models.payments import (
@@ -21,6 +22,7 @@ from joycart.models.users import RateLimitHit, RefreshToken, Role, User
 __all__ = [
     "Address",
     "Base",
+    "CallLease",
     "Capture",
     "CartItem",
     "ImageStore",

@@ -1,48 +1,82 @@
-"""Advisory locks that serialize calls to the outside world without holding row locks.
+"""Call leases: one caller at a time makes a given external call, without session state.
 
-The lock is held at session level on one connection, and the short transactions before and
-after the call run on that same connection: each caller uses one connection, so waiters can never
-starve the holder of the pool. A crashed process drops its connection and with it the lock.
+A lease row (key, token, expiry) is taken in a short transaction; no connection is held during
+the gateway call or while waiting, so it works behind PgBouncer transaction pooling and cannot
+drain the pool. The caller writes the call's result only while `Lease.confirm` finds the lease
+still its own; an expired lease (a crashed or stalled caller) can be taken over.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import delete, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from joycart.db import Sessions, make_sessions
+from joycart.db import Sessions
+from joycart.errors import GatewayUnavailable
+from joycart.models import CallLease
+
+# Longer than any gateway call (its timeout plus a look-up), so a live caller keeps its lease.
+LEASE_SECONDS = 120
+WAIT_SECONDS = 45.0
 
 
-class LockBusy(Exception):
-    """Another process is making this call right now; try again later."""
+class LockBusy(GatewayUnavailable):
+    """Another caller is making this call right now; try again later."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    key: str
+    token: uuid.UUID
+    sessions: Sessions
+
+    async def confirm(self, session: AsyncSession) -> None:
+        """Inside the result's transaction: raise `LockBusy` unless the lease is still ours."""
+        token = await session.scalar(
+            select(CallLease.token).where(CallLease.key == self.key).with_for_update()
+        )
+        if token != self.token:
+            raise LockBusy(f"The call lease {self.key} was taken over; the call will be retried.")
+
+
+async def _take(sessions: Sessions, key: str, token: uuid.UUID) -> bool:
+    expires = func.now() + text(f"interval '{LEASE_SECONDS} seconds'")
+    stmt = (
+        insert(CallLease)
+        .values(key=key, token=token, expires_at=expires)
+        .on_conflict_do_update(
+            index_elements=[CallLease.key],
+            set_={"token": token, "expires_at": expires},
+            where=CallLease.expires_at < func.now(),
+        )
+        .returning(CallLease.token)
+    )
+    async with sessions() as session, session.begin():
+        taken: uuid.UUID | None = await session.scalar(stmt)
+    return taken == token
 
 
 @asynccontextmanager
-async def external_call_lock(
-    sessions: Sessions, key: str, *, wait: bool
-) -> AsyncIterator[Sessions]:
-    """Yield a session factory on the locked connection; `wait=False` raises `LockBusy`."""
-    engine = sessions.kw["bind"]
-    assert isinstance(engine, AsyncEngine)
-    async with engine.connect() as conn:
-        if wait:
-            await conn.execute(text("SET LOCAL lock_timeout = '45s'"))
-            await conn.execute(text("SELECT pg_advisory_lock(hashtext(:k))"), {"k": key})
-            got = True
-        else:
-            got = bool(
-                await conn.scalar(text("SELECT pg_try_advisory_lock(hashtext(:k))"), {"k": key})
+async def external_call_lock(sessions: Sessions, key: str, *, wait: bool) -> AsyncIterator[Lease]:
+    """Hold the call lease for `key`; `wait=False` raises `LockBusy` at once if it is taken."""
+    token = uuid.uuid4()
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not await _take(sessions, key, token):
+        if not wait or time.monotonic() > deadline:
+            raise LockBusy("Another request is talking to Razorpay about this; try again shortly.")
+        await asyncio.sleep(0.05)  # no connection is held while waiting
+    try:
+        yield Lease(key, token, sessions)
+    finally:
+        async with sessions() as session, session.begin():
+            await session.execute(
+                delete(CallLease).where(CallLease.key == key, CallLease.token == token)
             )
-        await conn.commit()
-        if not got:
-            raise LockBusy(key)
-        try:
-            yield make_sessions(conn)
-        finally:
-            if conn.in_transaction():
-                await conn.rollback()
-            await conn.execute(text("SELECT pg_advisory_unlock(hashtext(:k))"), {"k": key})
-            await conn.commit()

@@ -1,6 +1,6 @@
 """Payment sessions: what an order owes now, and its one Razorpay order.
 
-A session's Razorpay order is created once: under an external-call lock, looked up by receipt
+A session's Razorpay order is created once: under a call lease, looked up by receipt
 before any second attempt. The committed `gateway_attempts` says whether a call may have happened.
 """
 
@@ -77,8 +77,8 @@ async def open_gateway_session(
 ) -> Payment:
     """Give the session exactly one Razorpay order, written only if the session is still open and
     current (else the orphan is recorded and the current session returned)."""
-    async with external_call_lock(sessions, f"gateway-order:{payment_id}", wait=wait) as locked:
-        sessions = locked
+    async with external_call_lock(sessions, f"gateway-order:{payment_id}", wait=wait) as lease:
+        sessions = lease.sessions
         async with sessions() as session, session.begin():
             payment = await session.get_one(Payment, payment_id)
             if payment.razorpay_order_id or payment.status not in OPEN_SESSION_STATES:
@@ -107,6 +107,7 @@ async def open_gateway_session(
                 "same idempotency key in a moment."
             ) from exc
         async with sessions() as session, session.begin():
+            await lease.confirm(session)  # the result is written only while the lease is ours
             # Order first, then its payment: the lock order of every other writer.
             order = await session.get_one(
                 Order, payment.order_id, with_for_update=True, populate_existing=True

@@ -30,7 +30,7 @@ from joycart.models import (
     User,
 )
 from joycart.resolvers import jobs, refund_conflicts, states
-from joycart.resolvers.locks import external_call_lock
+from joycart.resolvers.locks import Lease, external_call_lock
 
 log = logging.getLogger("joycart.payments")
 
@@ -70,8 +70,11 @@ async def owe_refund_call(session: AsyncSession, refund: Refund) -> None:
     )
 
 
-async def _call_answered(session: AsyncSession, refund: Refund) -> tuple[Order, Refund]:
-    """Razorpay answered our refund call: lock order, then refund, and settle the owed job."""
+async def _call_answered(
+    session: AsyncSession, lease: Lease, refund: Refund
+) -> tuple[Order, Refund]:
+    """Razorpay answered our call: while the lease is ours, lock order then refund, settle job."""
+    await lease.confirm(session)
     order = await session.get_one(Order, refund.order_id, with_for_update=True)
     row = await session.get_one(Refund, refund.id, with_for_update=True)
     await jobs.settle(session, f"refund:{refund.id}")
@@ -91,9 +94,9 @@ def _unavailable(refund_id: uuid.UUID, exc: Exception) -> GatewayUnavailable:
     return GatewayUnavailable("Razorpay's answer is unknown; the refund will be retried.")
 
 
-async def _refused(sessions: Sessions, refund: Refund, exc: Exception) -> Refund:
-    async with sessions() as session, session.begin():
-        order, row = await _call_answered(session, refund)
+async def _refused(lease: Lease, refund: Refund, exc: Exception) -> Refund:
+    async with lease.sessions() as session, session.begin():
+        order, row = await _call_answered(session, lease, refund)
         if row.status is RefundStatus.INITIATED and row.gateway_refund_id is None:
             row.failure_reason = f"Razorpay refused the refund: {exc}"[:500]
             row.settled_at = datetime.now(UTC)
@@ -113,8 +116,8 @@ async def submit_refund(
     sessions: Sessions, gateway: rzp.PaymentGateway, refund_id: uuid.UUID, *, wait: bool
 ) -> Refund:
     """Ask Razorpay for an INITIATED refund once; only a confirmed definite refusal FAILs it."""
-    async with external_call_lock(sessions, f"refund:{refund_id}", wait=wait) as locked:
-        sessions = locked
+    async with external_call_lock(sessions, f"refund:{refund_id}", wait=wait) as lease:
+        sessions = lease.sessions
         async with sessions() as session, session.begin():
             # Row-locked: a webhook cancelling an unsent retry sees either no attempt or this one.
             refund = await session.get_one(
@@ -146,13 +149,13 @@ async def submit_refund(
             except rzp.GatewayUnknown as lookup:
                 raise _unavailable(refund_id, lookup) from lookup
             if found is None:
-                return await _refused(sessions, refund, exc)
+                return await _refused(lease, refund, exc)
             answer = found
         except rzp.GatewayUnknown as exc:
             # 409, timeouts, 5xx, odd bodies: stay INITIATED; the job retries with the same key.
             raise _unavailable(refund_id, exc) from exc
         async with sessions() as session, session.begin():
-            order, row = await _call_answered(session, refund)
+            order, row = await _call_answered(session, lease, refund)
             if row.gateway_refund_id is None:
                 row.gateway_refund_id = answer.id
                 states.record(
