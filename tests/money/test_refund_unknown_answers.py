@@ -5,14 +5,18 @@ up holding exactly one refund."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import pytest
+import razorpay as razorpay_sdk
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
 from joycart.integrations.simulators.razorpay import RazorpaySimulator
+from joycart.models import Capture, User
+from joycart.resolvers import orders, refunds
 from joycart.worker import run_due_jobs
 from tests.api.test_cancellation import ORDER, cancel, paid_order
 from tests.helpers import Api, assert_invariants, make_jobs_due
@@ -99,3 +103,30 @@ async def test_an_unknown_refund_answer_keeps_it_initiated_and_ends_in_one_refun
     data = (await api.gql(ORDER, {"id": order.id}, order.buyer.token))["order"]
     assert [r["status"] for r in data["refunds"]] == ["REFUNDED"]
     await assert_invariants(services.engine)
+
+
+async def test_a_refusal_does_not_fail_a_refund_razorpay_shows_it_holds(
+    api: Api, razorpay: RazorpaySimulator, services: Services
+) -> None:
+    order = await paid_order(api, razorpay)
+    async with services.sessions() as session, session.begin():  # committed; no call made yet
+        buyer = await session.get_one(User, uuid.UUID(order.buyer.id))
+        result = await orders.cancel_item(
+            session, actor=buyer, order_item_id=order.items[0]["id"], quantity=None, reason=None
+        )
+        assert result.refund is not None
+        refund_id, amount = result.refund.id, result.refund.amount
+        payment_id = (await session.get_one(Capture, result.refund.capture_id)).gateway_payment_id
+    # Razorpay holds a refund of ours (say, from a request whose answer we lost) ...
+    client = razorpay_sdk.Client(auth=(razorpay.key_id, razorpay.key_secret))
+    client.base_url = razorpay.base_url
+    held = client.payment.refund(
+        payment_id, {"amount": amount, "notes": {"joycart_refund_id": str(refund_id)}}, timeout=5
+    )
+    # ... and then answers our call with a definite refusal.
+    razorpay.inject("POST", "/v1/payments/", "400")
+
+    row = await refunds.submit_refund(services.sessions, services.gateway, refund_id, wait=False)
+
+    assert (row.status.value, row.gateway_refund_id) == ("INITIATED", held["id"])
+    assert len(razorpay.refunds) == 1
