@@ -62,13 +62,22 @@ async def _run_job(services: Services, job: jobs.ClaimedJob) -> None:
     elif job.kind == jobs.DELETE_IMAGE:
         await _store_for(services, job.payload["store"]).delete(job.payload["key"])
     elif job.kind == jobs.RECONCILE:
+
+        async def renew() -> None:  # between pages: a long run keeps its lease
+            async with services.sessions() as session, session.begin():
+                await jobs.renew(session, job, now=services.clock())
+
         report = await reconcile(
             services.sessions,
             services.gateway,
             refund_age=timedelta(minutes=services.settings.refund_reconcile_age_minutes),
             session_age=RECONCILE_SESSION_AGE,
             apply=True,
+            now=services.clock(),
+            renew=renew,
         )
+        for line in report.requeued:
+            log.warning("owed again (its job was DEAD or missing): %s", line)
         for line in report.applied:
             log.warning("reconciled from Razorpay: %s", line)
         for line in report.errors:  # asked again at the next run

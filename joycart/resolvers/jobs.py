@@ -179,7 +179,9 @@ async def complete(session: AsyncSession, job: ClaimedJob) -> bool:
 
 
 def backoff(attempts: int) -> timedelta:
-    delay: timedelta = FIRST_RETRY * (2 ** max(attempts - 1, 0))
+    # The exponent is capped: a job retried for a whole day passes 40 attempts, and 5 s * 2**40
+    # overflows timedelta.
+    delay: timedelta = FIRST_RETRY * (2 ** min(max(attempts - 1, 0), 20))
     return min(delay, MAX_BACKOFF)
 
 
