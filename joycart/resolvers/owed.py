@@ -6,10 +6,10 @@ Used by reconciliation (worker and `joycart reconcile`) and by `joycart jobs`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, exists, select
+from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart.models import Job, JobStatus, Payment, PaymentStatus, Refund, RefundStatus
@@ -59,8 +59,41 @@ def _live(key: Any) -> Any:
     return exists().where(Job.dedupe_key == key, Job.status == JobStatus.PENDING)
 
 
+async def _owe(
+    session: AsyncSession, kind: str, payload: dict[str, Any], key: str, now: datetime
+) -> bool:
+    """Revive the newest DEAD job for this work (one row per owed call, its last error kept),
+    or queue a new one if it has none."""
+    newest_dead = (
+        select(Job.id)
+        .where(Job.dedupe_key == key, Job.status == JobStatus.DEAD)
+        .order_by(Job.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    revived = await session.execute(
+        update(Job)
+        .where(Job.id == newest_dead)
+        .values(
+            status=JobStatus.PENDING,
+            run_at=now,
+            attempts=0,
+            first_attempt_at=None,
+            locked_until=None,
+            lease_token=None,
+        )
+    )
+    if revived.rowcount:  # type: ignore[attr-defined]
+        return True
+    return await jobs.enqueue(session, kind, payload, dedupe_key=key, now=now, delay=timedelta(0))
+
+
 async def requeue_owed(session: AsyncSession, *, now: datetime) -> list[str]:
-    """Owe again every refund call and Razorpay order that has no pending job (DEAD or missing)."""
+    """Owe again every refund call and Razorpay order that has no pending job (DEAD or missing).
+
+    Money owed is never given up on: a DEAD job for it is made due again (attempts reset), so
+    during a long outage it is tried for another day, at the backoff's 30-minute pace.
+    """
     requeued: list[str] = []
     refunds = await session.scalars(
         select(Refund.id)
@@ -73,9 +106,7 @@ async def requeue_owed(session: AsyncSession, *, now: datetime) -> list[str]:
     )
     for refund_id in refunds.all():
         key = f"refund:{refund_id}"
-        if await jobs.enqueue(
-            session, jobs.SUBMIT_REFUND, {"refund_id": str(refund_id)}, dedupe_key=key, now=now
-        ):
+        if await _owe(session, jobs.SUBMIT_REFUND, {"refund_id": str(refund_id)}, key, now):
             requeued.append(f"{jobs.SUBMIT_REFUND} refund_id={refund_id}")
     payments = await session.scalars(
         select(Payment.id)
@@ -88,7 +119,7 @@ async def requeue_owed(session: AsyncSession, *, now: datetime) -> list[str]:
     for payment_id in payments.all():
         key = f"gateway-order:{payment_id}"
         payload = {"payment_id": str(payment_id)}
-        if await jobs.enqueue(session, jobs.CREATE_GATEWAY_ORDER, payload, dedupe_key=key, now=now):
+        if await _owe(session, jobs.CREATE_GATEWAY_ORDER, payload, key, now):
             requeued.append(f"{jobs.CREATE_GATEWAY_ORDER} payment_id={payment_id}")
     return requeued
 

@@ -279,7 +279,8 @@ async def reconcile(
         sessions, gateway, report, now=now, refund_age=refund_age, apply=apply, renew=renew
     )
     async with sessions() as session, session.begin():
+        # Listed before re-queueing revives them: the report says what had given up.
+        report.dead_jobs = [job.line() for job in await owed.dead_jobs(session)]
         if apply:
             report.requeued = await owed.requeue_owed(session, now=now)
-        report.dead_jobs = [job.line() for job in await owed.dead_jobs(session)]
     return report

@@ -92,7 +92,7 @@ async def test_a_refund_api_down_for_30_hours_ends_with_exactly_one_refund(
         states = (
             await conn.execute(text("SELECT status FROM jobs WHERE kind = 'submit_refund'"))
         ).scalars()
-        assert sorted(states) == ["DEAD", "DONE"]
+        assert list(states) == ["DONE"]  # the DEAD job itself was revived: one row per call
         assert await conn.scalar(text("SELECT gateway_refund_id FROM refunds")) is not None
     await assert_invariants(services.engine)
 
