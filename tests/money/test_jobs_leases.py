@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import text
 
 from joycart.bootstrap import Services
 from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.resolvers import jobs
 from joycart.worker import RunStats, run_due_jobs
+from tests.api.test_cancellation import cancel, paid_order
 from tests.helpers import Api, assert_invariants, make_jobs_due
 
 SHORT_LEASE = timedelta(seconds=0.3)
@@ -50,6 +52,38 @@ async def _other_worker_until(done: asyncio.Task[RunStats], services: Services) 
     return total
 
 
+async def _refund_owed_to_the_worker(api: Api, razorpay: RazorpaySimulator) -> str:
+    order = await paid_order(api, razorpay)
+    razorpay.inject("POST", "/v1/payments", "500")  # the inline call fails: the job owes it
+    refund = (await cancel(api, order.buyer, order.items[0]["id"]))["refund"]
+    assert refund["gatewayRefundId"] is None
+    return next(iter(razorpay.payments))
+
+
+@pytest.mark.parametrize("renew", [True, False], ids=["renewed", "lease-lost"])
+async def test_a_refund_job_slower_than_its_lease_refunds_once(
+    renew: bool, api: Api, razorpay: RazorpaySimulator, services: Services
+) -> None:
+    gateway_payment = await _refund_owed_to_the_worker(api, razorpay)
+    await make_jobs_due(services.engine)
+    razorpay.inject("POST", "/v1/payments", "slow", delay=1.5)
+
+    worker_a = asyncio.create_task(run_due_jobs(services, lease=SHORT_LEASE, renew=renew))
+    b = await _other_worker_until(worker_a, services)
+    await worker_a
+    if renew:
+        assert (b.jobs_done, b.jobs_retried) == (0, 0)
+    else:  # B did take the job over while A's call was still out at Razorpay
+        assert b.jobs_done + b.jobs_retried >= 1
+    await make_jobs_due(services.engine)
+    await run_due_jobs(services)
+
+    refunds = [r for r in razorpay.refunds.values() if r["payment_id"] == gateway_payment]
+    assert len(refunds) == 1
+    assert [s for k, s, _ in await _job_states(services) if k == "submit_refund"] == ["DONE"]
+    await assert_invariants(services.engine)
+
+
 async def test_a_job_slower_than_its_lease_is_renewed_and_never_run_twice(
     api: Api, razorpay: RazorpaySimulator, services: Services
 ) -> None:
@@ -78,8 +112,9 @@ async def test_a_worker_that_lost_its_lease_mid_call_does_not_make_the_call_twic
 
     # A stalls without renewing (a paused process): its lease runs out while its call is out.
     worker_a = asyncio.create_task(run_due_jobs(services, lease=SHORT_LEASE, renew=False))
-    await _other_worker_until(worker_a, services)
+    b = await _other_worker_until(worker_a, services)
     await worker_a
+    assert b.jobs_done + b.jobs_retried >= 1  # B took the job over while A's call was out
     await make_jobs_due(services.engine)
     await run_due_jobs(services)  # whatever is still owed finishes
 
