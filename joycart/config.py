@@ -139,6 +139,12 @@ def resolve_settings(settings: Settings) -> Settings:
     token = settings.metrics_token
     if token is not None and len(token.encode()) < MIN_METRICS_TOKEN_BYTES:
         raise ConfigError(f"JOYCART_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_BYTES} bytes")
+    if settings.database_pooler == "pgbouncer" and not settings.listen_database_url:
+        # LISTEN lives in a session, which a transaction-mode pooler hands out per transaction.
+        raise ConfigError(
+            "JOYCART_LISTEN_DATABASE_URL (PostgreSQL itself, not the pooler) is required when "
+            "JOYCART_DATABASE_POOLER=pgbouncer: subscriptions LISTEN on a session of their own"
+        )
     if settings.is_production:
         problems = []
         if not settings.database_url:

@@ -176,3 +176,11 @@ def test_operations_settings_have_safe_defaults(monkeypatch: pytest.MonkeyPatch)
     assert _settings(monkeypatch, {"JOYCART_LOG_FORMAT": "json"}).json_logs is True
     pooled = _settings(monkeypatch, {"JOYCART_DATABASE_POOLER": "pgbouncer"})
     assert pooled.database_pooler == "pgbouncer"
+
+
+def test_a_pooled_database_needs_a_direct_listen_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JOYCART_DATABASE_POOLER", "pgbouncer")
+    with pytest.raises(ConfigError, match="JOYCART_LISTEN_DATABASE_URL"):
+        resolve_settings(Settings())
+    monkeypatch.setenv("JOYCART_LISTEN_DATABASE_URL", "postgresql+asyncpg://db:5432/joycart")
+    assert resolve_settings(Settings()).listen_database_url is not None

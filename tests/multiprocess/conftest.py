@@ -127,6 +127,7 @@ def cluster(
             pytest.skip(f"{SESSION_STATE}: {', '.join(kept)}")
         url = bouncer.url
         extra["JOYCART_DATABASE_POOLER"] = "pgbouncer"
+        extra["JOYCART_LISTEN_DATABASE_URL"] = database_url  # LISTEN goes to PostgreSQL itself
     work = Path(tempfile.mkdtemp(prefix=f"joycart-cluster-{variant}-"))
     env = process_env(razorpay, work) | {"JOYCART_DATABASE_URL": url, **extra}
     api = [
