@@ -93,8 +93,12 @@ async def _renew_while_running(services: Services, job: jobs.ClaimedJob, lease: 
     """Keep the lease alive every third of it; a lost lease is logged, its writes will not land."""
     while True:
         await asyncio.sleep(lease.total_seconds() / 3)
-        async with services.sessions() as session, session.begin():
-            held = await jobs.renew(session, job, now=services.clock(), lease=lease)
+        try:
+            async with services.sessions() as session, session.begin():
+                held = await jobs.renew(session, job, now=services.clock(), lease=lease)
+        except Exception:  # the database blinked: try again at the next third of the lease
+            log.warning("job %s: could not renew its lease", job.id, exc_info=True)
+            continue
         if not held:
             log.warning("job %s: lease lost to another worker or settled; not renewing", job.id)
             return

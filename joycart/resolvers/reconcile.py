@@ -98,8 +98,8 @@ def _payable(now: datetime, session_age: timedelta) -> Any:
     return and_(
         Payment.razorpay_order_id.is_not(None),
         Payment.status != PaymentStatus.CAPTURED,
-        or_(
-            Payment.status == PaymentStatus.CREATED,
+        or_(  # FAILED is open: the buyer may try again on the same Razorpay order
+            Payment.status.in_([PaymentStatus.CREATED, PaymentStatus.FAILED]),
             Payment.updated_at > now - PAYABLE_AFTER_CLOSE,
         ),
         Payment.created_at > now - LOOKBACK,

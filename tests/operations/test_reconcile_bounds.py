@@ -54,6 +54,13 @@ async def test_reconcile_pages_and_skips_sessions_that_cannot_be_paid_any_more(
             ),
             {"a": recently_closed},
         )
+        await conn.execute(  # a failed attempt leaves the session open: the buyer may retry
+            text(
+                "UPDATE payments SET status = 'FAILED', updated_at = now() - interval '30 hours'"
+                " WHERE razorpay_order_id = :a"
+            ),
+            {"a": rzp_orders[3]},
+        )
     razorpay.pay(recently_closed)  # the buyer paid just as the session closed: still found
     renewals = 0
 
