@@ -1,4 +1,4 @@
-"""`joycart serve | worker | migrate | simulate | reconcile | persisted-queries`."""
+"""`joycart serve | worker | migrate | simulate | reconcile | jobs | persisted-queries`."""
 
 from __future__ import annotations
 
@@ -142,12 +142,32 @@ async def _reconcile(apply: bool, refund_age_minutes: int | None) -> int:
     finally:
         runtime.stop()
     print("\n".join(report.lines()))
+    if report.dead_jobs:
+        print("DEAD jobs are owed work that stopped retrying: `joycart jobs retry --dead`")
     if not apply and (report.unrecorded_captures or report.stale_refunds):
         print(
             "report only: run again with --apply to feed Razorpay's answers "
             "through the webhook path"
         )
     return 1 if report.errors else 0
+
+
+async def _jobs(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from joycart import cli_jobs
+    from joycart.db import make_engine, make_sessions
+
+    settings = _settings()
+    runtime = Runtime(settings)
+    try:
+        engine = make_engine(await runtime.database_url(), pooler=settings.database_pooler)
+        code, output = await cli_jobs.run(make_sessions(engine), args, now=datetime.now(UTC))
+        await engine.dispose()
+    finally:
+        runtime.stop()
+    print(output)
+    return code
 
 
 def _positive(value: str) -> int:
@@ -227,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     rec = sub.add_parser("reconcile", help="compare with Razorpay; --apply fixes through webhooks")
     rec.add_argument("--apply", action="store_true")
     rec.add_argument("--refund-age-minutes", type=int, default=None)
+    from joycart import cli_jobs
+
+    cli_jobs.add_parser(sub)
     persisted = sub.add_parser(
         "persisted-queries", help="trusted documents: register them ahead of time, list them"
     )
@@ -245,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(_migrate())
     elif args.command == "reconcile":
         return asyncio.run(_reconcile(args.apply, args.refund_age_minutes))
+    elif args.command == "jobs":
+        return asyncio.run(_jobs(args))
     elif args.command == "persisted-queries":
         paths = args.paths if args.persisted_command == "add" else []
         return _persisted_queries(args.persisted_command, paths)

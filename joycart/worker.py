@@ -1,7 +1,8 @@
 """The background worker: owed gateway calls, image deletions, expiry of unpaid orders.
 
 Runs inside `joycart serve` or alone as `joycart worker`; any number of workers coordinate
-through PostgreSQL (jobs claimed with FOR UPDATE SKIP LOCKED, calls under advisory locks).
+through PostgreSQL (jobs claimed with FOR UPDATE SKIP LOCKED under renewed, token-checked
+leases; see resolvers/jobs.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -61,13 +62,22 @@ async def _run_job(services: Services, job: jobs.ClaimedJob) -> None:
     elif job.kind == jobs.DELETE_IMAGE:
         await _store_for(services, job.payload["store"]).delete(job.payload["key"])
     elif job.kind == jobs.RECONCILE:
+
+        async def renew() -> None:  # between pages: a long run keeps its lease
+            async with services.sessions() as session, session.begin():
+                await jobs.renew(session, job, now=services.clock())
+
         report = await reconcile(
             services.sessions,
             services.gateway,
             refund_age=timedelta(minutes=services.settings.refund_reconcile_age_minutes),
             session_age=RECONCILE_SESSION_AGE,
             apply=True,
+            now=services.clock(),
+            renew=renew,
         )
+        for line in report.requeued:
+            log.warning("owed again (its job was DEAD or missing): %s", line)
         for line in report.applied:
             log.warning("reconciled from Razorpay: %s", line)
         for line in report.errors:  # asked again at the next run
@@ -79,47 +89,87 @@ async def _run_job(services: Services, job: jobs.ClaimedJob) -> None:
         raise ValueError(f"unknown job kind {job.kind}")
 
 
-async def run_due_jobs(
-    services: Services, *, limit: int = 20, stop: asyncio.Event | None = None
-) -> RunStats:
-    stats = RunStats()
-    async with services.sessions() as session, session.begin():
-        claimed = await jobs.claim(session, limit=limit)
-    for position, job in enumerate(claimed):
-        if stop is not None and stop.is_set():  # draining: hand the rest back to other workers
-            async with services.sessions() as session, session.begin():
-                await jobs.release(session, claimed[position:])
-            break
-        logs.new_unit(job_id=job.id, job_kind=job.kind, **logs.ids_in(job.payload))
+async def _renew_while_running(services: Services, job: jobs.ClaimedJob, lease: timedelta) -> None:
+    """Keep the lease alive every third of it; a lost lease is logged, its writes will not land."""
+    while True:
+        await asyncio.sleep(lease.total_seconds() / 3)
         try:
-            await _run_job(services, job)
-        except (GatewayUnavailable, ImageStoreError, LockBusy) as exc:
-            stats.jobs_retried += 1
-            metrics.JOBS_RUN.labels(job.kind, "retry").inc()
             async with services.sessions() as session, session.begin():
-                await jobs.retry_later(session, job, str(exc))
+                held = await jobs.renew(session, job, now=services.clock(), lease=lease)
+        except Exception:  # the database blinked: try again at the next third of the lease
+            log.warning("job %s: could not renew its lease", job.id, exc_info=True)
             continue
-        except Exception as exc:  # a bug must not stop the worker; the job keeps its error
-            log.exception("job %s (%s) failed", job.id, job.kind)
-            stats.jobs_retried += 1
-            metrics.JOBS_RUN.labels(job.kind, "retry").inc()
-            async with services.sessions() as session, session.begin():
-                await jobs.retry_later(session, job, f"{type(exc).__name__}: {exc}")
-            continue
-        stats.jobs_done += 1
-        metrics.JOBS_RUN.labels(job.kind, "done").inc()
+        if not held:
+            log.warning("job %s: lease lost to another worker or settled; not renewing", job.id)
+            return
+
+
+async def _run_claimed(
+    services: Services, job: jobs.ClaimedJob, lease: timedelta, renew: bool
+) -> str:
+    """Run one claimed job under its renewed lease; returns "done", "retry" or "busy"."""
+    renewal = asyncio.create_task(_renew_while_running(services, job, lease)) if renew else None
+    outcome, error = "done", ""
+    try:
+        await _run_job(services, job)
+    except LockBusy as exc:  # another process is making this very call: not an attempt
+        outcome, error = "busy", str(exc)
+    except (GatewayUnavailable, ImageStoreError) as exc:
+        outcome, error = "retry", str(exc)
+    except Exception as exc:  # a bug must not stop the worker; the job keeps its error
+        log.exception("job %s (%s) failed", job.id, job.kind)
+        outcome, error = "retry", f"{type(exc).__name__}: {exc}"
+    finally:
+        if renewal is not None:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
+    now = services.clock()
+    async with services.sessions() as session, session.begin():
+        if outcome == "done":
+            held = await jobs.complete(session, job)
+            if held and job.kind == jobs.RECONCILE:
+                await schedule_reconciliation(session, now=now)
+        else:
+            held = await jobs.retry_later(session, job, error, now=now, counts=outcome == "retry")
+    if not held:  # settled by the work itself, or the lease ran out and another worker has it
+        log.info("job %s: already settled or taken over; its state is left as it is", job.id)
+    return outcome
+
+
+async def run_due_jobs(
+    services: Services,
+    *,
+    limit: int = 20,
+    stop: asyncio.Event | None = None,
+    lease: timedelta = jobs.LEASE,
+    renew: bool = True,
+) -> RunStats:
+    """Claim and run due jobs one at a time (up to `limit`), each under its own renewed lease."""
+    stats = RunStats()
+    for _ in range(limit):
+        if stop is not None and stop.is_set():  # draining: claim nothing more
+            break
         async with services.sessions() as session, session.begin():
-            await jobs.complete(session, job.id)
-            if job.kind == jobs.RECONCILE:
-                await schedule_reconciliation(session)
+            claimed = await jobs.claim(session, limit=1, now=services.clock(), lease=lease)
+        if not claimed:
+            break
+        job = claimed[0]
+        logs.new_unit(job_id=job.id, job_kind=job.kind, **logs.ids_in(job.payload))
+        outcome = await _run_claimed(services, job, lease, renew)
+        if outcome == "done":
+            stats.jobs_done += 1
+        else:
+            stats.jobs_retried += 1
+        metrics.JOBS_RUN.labels(job.kind, "done" if outcome == "done" else "retry").inc()
     logs.new_unit()
     return stats
 
 
-async def schedule_reconciliation(session: AsyncSession) -> None:
+async def schedule_reconciliation(session: AsyncSession, *, now: datetime | None = None) -> None:
     """Keep one pending reconciliation job; several workers share it (dedupe on its key)."""
     await jobs.enqueue(
-        session, jobs.RECONCILE, {}, dedupe_key=jobs.RECONCILE, delay=RECONCILE_EVERY
+        session, jobs.RECONCILE, {}, dedupe_key=jobs.RECONCILE, delay=RECONCILE_EVERY, now=now
     )
 
 

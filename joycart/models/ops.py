@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -15,12 +16,14 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
+    Uuid,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from joycart.models.base import Base, created_at_column, enum_column, updated_at_column
+from joycart.models.payments import Payment, Refund
 
 
 class JobStatus(enum.Enum):
@@ -55,6 +58,9 @@ class Job(Base):
     run_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_token: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    first_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_at_column()
     updated_at: Mapped[datetime] = updated_at_column()
@@ -83,3 +89,19 @@ class WebhookEvent(Base):
     received_at: Mapped[datetime] = created_at_column()
     processed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = updated_at_column()
+
+
+# The pages reconciliation reads (resolvers/reconcile.py); declared here, beside the job queue
+# that runs it, so the payment and refund models stay as their owners wrote them.
+Index(
+    "ix_payments_reconcile",
+    Payment.created_at,
+    Payment.id,
+    postgresql_where=text("status <> 'CAPTURED'"),
+)
+Index(
+    "ix_refunds_initiated",
+    Refund.created_at,
+    Refund.id,
+    postgresql_where=text("status = 'INITIATED'"),
+)

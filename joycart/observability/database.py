@@ -22,9 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 REFUND_AGE_BUCKETS = (("0-5m", 0, 300), ("5m-1h", 300, 3600), ("1h-24h", 3600, 86400))
 OLDEST_BUCKET = "24h+"
 
+# A job running under a live lease (a long reconciliation, a slow Razorpay call) is not behind.
 _JOBS = text(
     """SELECT kind, status::text AS state, count(*) AS n,
-              min(run_at) FILTER (WHERE status = 'PENDING' AND run_at <= now()) AS oldest_due
+              min(run_at) FILTER (WHERE status = 'PENDING' AND run_at <= now()
+                                    AND (locked_until IS NULL OR locked_until < now()))
+                  AS oldest_due
        FROM jobs WHERE status <> 'DONE' GROUP BY kind, status"""
 )
 _REFUNDS = text(

@@ -40,7 +40,12 @@ async def test_a_lease_taken_over_by_another_worker_is_not_released(services: Se
     async with services.sessions() as session, session.begin():
         (mine,) = await jobs.claim(session)
     async with services.engine.begin() as conn:  # ours ran out; another worker claimed it
-        await conn.execute(text("UPDATE jobs SET locked_until = now() + interval '2 minutes'"))
+        await conn.execute(
+            text(
+                "UPDATE jobs SET locked_until = now() + interval '2 minutes', "
+                "lease_token = gen_random_uuid()"
+            )
+        )
     async with services.sessions() as session, session.begin():
         assert await jobs.release(session, [mine]) == 0
     async with services.engine.connect() as conn:
