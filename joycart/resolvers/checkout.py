@@ -84,8 +84,11 @@ async def place_order(
             "idempotencyKey must be 8 to 128 characters of letters, digits, '-' or '_'.",
             field="idempotencyKey",
         )
-    # One checkout per buyer at a time: the same cart cannot become two orders.
-    await session.execute(select(User.id).where(User.id == buyer.id).with_for_update())
+    # One checkout per buyer at a time: the same cart cannot become two orders. NO KEY UPDATE:
+    # the foreign-key checks of the buyer's own cancels (KEY SHARE) are not blocked by it.
+    await session.execute(
+        select(User.id).where(User.id == buyer.id).with_for_update(key_share=True)
+    )
     cart = await view_cart(session, buyer=buyer)
     fingerprint = _fingerprint([(line.product.id, line.quantity) for line in cart.lines])
     existing = await session.scalar(
