@@ -37,7 +37,7 @@ from joycart.models import (
     StockReason,
     User,
 )
-from joycart.resolvers import addresses, payment_sessions, states
+from joycart.resolvers import addresses, owed, payment_sessions, states
 from joycart.resolvers.cart import _require_buyer, view_cart
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -200,12 +200,7 @@ async def checkout(
     payment = placed.payment
     error: GatewayUnavailable | None = None
     if payment.status is PaymentStatus.CREATED and payment.razorpay_order_id is None:
-        try:
-            payment = await payment_sessions.open_gateway_session(
-                sessions, gateway, payment.id, wait=True
-            )
-        except GatewayUnavailable as exc:
-            error = exc
+        payment, error = await owed.open_checkout_session(sessions, gateway, payment)
     return CheckoutResult(
         order=placed.order, payment=payment, gateway_error=error, created=placed.created
     )

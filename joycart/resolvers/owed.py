@@ -14,6 +14,9 @@ import uuid
 from typing import TypeVar
 
 from joycart.bootstrap import Services
+from joycart.db import Sessions
+from joycart.errors import GatewayUnavailable
+from joycart.integrations.razorpay import PaymentGateway
 from joycart.models import Payment, Refund
 from joycart.resolvers import payment_sessions, refunds
 
@@ -42,6 +45,26 @@ async def open_payment_session(services: Services, payment: Payment) -> Payment:
     except Exception as exc:  # committed: the worker makes this call instead
         log.warning("payment %s committed; gateway call left to the worker: %r", payment.id, exc)
     return await _reread(services, Payment, payment.id, payment)
+
+
+async def open_checkout_session(
+    sessions: Sessions, gateway: PaymentGateway, payment: Payment
+) -> tuple[Payment, GatewayUnavailable | None]:
+    """Checkout's owed call: the session, or the committed one with PAYMENT_GATEWAY_UNAVAILABLE
+    (a report of state: the order exists and a retry with the same key finishes it)."""
+    try:
+        opened = await payment_sessions.open_gateway_session(
+            sessions, gateway, payment.id, wait=True
+        )
+        return opened, None
+    except GatewayUnavailable as exc:
+        return payment, exc
+    except Exception as exc:  # committed: a busy lock or DB error is not the order failing
+        log.warning("payment %s committed; opening it left to a retry: %r", payment.id, exc)
+        return payment, GatewayUnavailable(
+            "The order is placed but its payment is not ready yet; check out again with the "
+            "same idempotency key."
+        )
 
 
 async def _reread(services: Services, model: type[Row], row_id: uuid.UUID, fallback: Row) -> Row:

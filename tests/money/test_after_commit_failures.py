@@ -28,7 +28,9 @@ from tests.helpers import Api, assert_invariants, make_jobs_due
 
 
 @asynccontextmanager
-async def follow_up_write_times_out(engine: AsyncEngine) -> AsyncIterator[None]:
+async def follow_up_write_times_out(
+    engine: AsyncEngine, table: str = "refunds", status: str = "INITIATED"
+) -> AsyncIterator[None]:
     """The refund's post-commit write fails as a lock timeout does (SQLSTATE 55P03), in the real
     database: a trigger refuses the one update the Razorpay call makes first (attempts + 1 on an
     INITIATED refund). The committing transactions never make that update."""
@@ -36,7 +38,7 @@ async def follow_up_write_times_out(engine: AsyncEngine) -> AsyncIterator[None]:
         await conn.execute(
             text(
                 "CREATE FUNCTION refuse_refund_attempt() RETURNS trigger LANGUAGE plpgsql AS $$"
-                " BEGIN IF OLD.status::text = 'INITIATED'"
+                f" BEGIN IF OLD.status::text = '{status}'"
                 " AND NEW.gateway_attempts > OLD.gateway_attempts THEN"
                 " RAISE EXCEPTION 'lock timeout (test)' USING ERRCODE = '55P03'; END IF;"
                 " RETURN NEW; END $$"
@@ -44,7 +46,7 @@ async def follow_up_write_times_out(engine: AsyncEngine) -> AsyncIterator[None]:
         )
         await conn.execute(
             text(
-                "CREATE TRIGGER refuse_refund_attempt BEFORE UPDATE ON refunds"
+                f"CREATE TRIGGER refuse_refund_attempt BEFORE UPDATE ON {table}"
                 " FOR EACH ROW EXECUTE FUNCTION refuse_refund_attempt()"
             )
         )
@@ -52,7 +54,7 @@ async def follow_up_write_times_out(engine: AsyncEngine) -> AsyncIterator[None]:
         yield
     finally:
         async with engine.begin() as conn:
-            await conn.execute(text("DROP TRIGGER refuse_refund_attempt ON refunds"))
+            await conn.execute(text(f"DROP TRIGGER refuse_refund_attempt ON {table}"))
             await conn.execute(text("DROP FUNCTION refuse_refund_attempt()"))
 
 
@@ -157,4 +159,23 @@ async def test_receive_return_answers_committed_return_and_refund_when_its_follo
     assert answer["refund"]["status"] == "INITIATED"
     before = len(razorpay.refunds)
     assert await refunds_at_razorpay_after_worker(services, razorpay) == before + 1
+    await assert_invariants(services.engine)
+
+
+async def test_checkout_whose_session_opening_times_out_reports_the_order_and_a_retry_finishes(
+    api: Api, razorpay: RazorpaySimulator, services: Services
+) -> None:
+    seller = await api.register("SELLER")
+    buyer = await api.register("USER")
+    product = await api.create_product(seller, price=30_000, stock=5)
+    await api.add_to_cart(buyer, product, 1)
+    async with follow_up_write_times_out(services.engine, "payments", "CREATED"):
+        first = await api.checkout(buyer, key="owed-checkout-1")
+    assert [e["code"] for e in first["errors"]] == ["PAYMENT_GATEWAY_UNAVAILABLE"]
+    assert first["order"]["status"] == "PENDING_PAYMENT"
+    assert first["order"]["payment"]["razorpayOrderId"] is None
+    again = await api.checkout(buyer, key="owed-checkout-1")
+    assert again["errors"] == []
+    assert again["order"]["id"] == first["order"]["id"]
+    assert list(razorpay.orders) == [again["order"]["payment"]["razorpayOrderId"]]
     await assert_invariants(services.engine)
