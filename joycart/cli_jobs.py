@@ -7,7 +7,7 @@ import json
 from datetime import datetime
 
 from joycart.db import Sessions
-from joycart.resolvers import jobs, owed
+from joycart.resolvers import jobs, requeue
 
 STATES = ("PENDING", "DONE", "DEAD")
 
@@ -41,7 +41,7 @@ async def run(sessions: Sessions, args: argparse.Namespace, *, now: datetime) ->
     """Run one `joycart jobs` command; returns the exit code and what to print."""
     if args.jobs_command == "list":
         async with sessions() as session:
-            rows = await owed.list_jobs(session, state=args.state, limit=args.limit)
+            rows = await requeue.list_jobs(session, state=args.state, limit=args.limit)
         header = f"{'ID':>8}  {'STATE':7}  {'KIND':22}  {'ATTEMPTS':>8}  {'RUN AT':25}  LAST ERROR"
         lines = [header] + [
             f"{r.id:>8}  {r.status:7}  {r.kind:22}  {r.attempts:>8}  {_when(r.run_at):25}  "
@@ -51,7 +51,7 @@ async def run(sessions: Sessions, args: argparse.Namespace, *, now: datetime) ->
         return 0, "\n".join(lines)
     if args.jobs_command == "show":
         async with sessions() as session:
-            row = await owed.get_job(session, args.id)
+            row = await requeue.get_job(session, args.id)
         if row is None:
             return 1, f"no job {args.id}"
         return 0, "\n".join(

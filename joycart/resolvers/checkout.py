@@ -37,7 +37,7 @@ from joycart.models import (
     StockReason,
     User,
 )
-from joycart.resolvers import addresses, payment_sessions, states
+from joycart.resolvers import addresses, owed, payment_sessions, states
 from joycart.resolvers.cart import _require_buyer, view_cart
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
@@ -84,8 +84,11 @@ async def place_order(
             "idempotencyKey must be 8 to 128 characters of letters, digits, '-' or '_'.",
             field="idempotencyKey",
         )
-    # One checkout per buyer at a time: the same cart cannot become two orders.
-    await session.execute(select(User.id).where(User.id == buyer.id).with_for_update())
+    # One checkout per buyer at a time: the same cart cannot become two orders. NO KEY UPDATE:
+    # the foreign-key checks of the buyer's own cancels (KEY SHARE) are not blocked by it.
+    await session.execute(
+        select(User.id).where(User.id == buyer.id).with_for_update(key_share=True)
+    )
     cart = await view_cart(session, buyer=buyer)
     fingerprint = _fingerprint([(line.product.id, line.quantity) for line in cart.lines])
     existing = await session.scalar(
@@ -197,12 +200,7 @@ async def checkout(
     payment = placed.payment
     error: GatewayUnavailable | None = None
     if payment.status is PaymentStatus.CREATED and payment.razorpay_order_id is None:
-        try:
-            payment = await payment_sessions.open_gateway_session(
-                sessions, gateway, payment.id, wait=True
-            )
-        except GatewayUnavailable as exc:
-            error = exc
+        payment, error = await owed.open_checkout_session(sessions, gateway, payment)
     return CheckoutResult(
         order=placed.order, payment=payment, gateway_error=error, created=placed.created
     )

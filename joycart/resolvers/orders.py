@@ -93,6 +93,13 @@ async def _return_to_stock(
     await session.execute(
         update(Product).where(Product.id == item.product_id).values(stock=Product.stock + units)
     )
+    _record_stock_back(session, item, units, reason, actor)
+
+
+def _record_stock_back(
+    session: AsyncSession, item: OrderItem, units: int, reason: StockReason, actor: User | None
+) -> None:
+    """The ledger row of units that came back (the stock update is the caller's)."""
     session.add(
         StockMovement(
             product_id=item.product_id,
@@ -235,36 +242,55 @@ async def expire_due_orders(session: AsyncSession, *, limit: int = 50) -> int:
             .with_for_update(skip_locked=True)
         )
     ).all()
-    for order in due:
-        items = (
-            await session.scalars(
-                # position follows product id: stock rows are locked in the same order as checkout
-                select(OrderItem).where(OrderItem.order_id == order.id).order_by(OrderItem.position)
-            )
-        ).all()
-        for item in items:
-            if item.active_quantity and item.product_id is not None:
-                await _return_to_stock(
-                    session, item, item.active_quantity, StockReason.EXPIRY, None
-                )
-        open_sessions = await session.scalars(
+    if not due:
+        return 0
+    order_ids = [order.id for order in due]
+    # Lock order (states.py): the orders, then their payment sessions, then products by id
+    # across the whole batch. Returning stock order by order would lock product B (order 1)
+    # before product A (order 2) while a checkout holds A and waits for B: a deadlock.
+    open_sessions = (
+        await session.scalars(
             select(Payment)
             .where(
-                Payment.order_id == order.id,
+                Payment.order_id.in_(order_ids),
                 Payment.status.in_(payment_sessions.OPEN_SESSION_STATES),
             )
             .order_by(Payment.id)
             .with_for_update()
         )
-        for payment in open_sessions.all():
-            states.move(
-                session,
-                order,
-                payment,
-                PaymentStatus.CANCELLED,
-                kind="PAYMENT_SESSION_CANCELLED",
-                actor="worker",
-            )
+    ).all()
+    items = (
+        await session.scalars(
+            select(OrderItem)
+            .where(OrderItem.order_id.in_(order_ids))
+            .order_by(OrderItem.order_id, OrderItem.position)
+        )
+    ).all()
+    owed_back = [i for i in items if i.active_quantity and i.product_id is not None]
+    units: dict[uuid.UUID, int] = {}
+    for item in owed_back:
+        assert item.product_id is not None
+        units[item.product_id] = units.get(item.product_id, 0) + item.active_quantity
+    for product_id in sorted(units):
+        await session.execute(
+            update(Product)
+            .where(Product.id == product_id)
+            .values(stock=Product.stock + units[product_id])
+        )
+    for item in owed_back:
+        _record_stock_back(session, item, item.active_quantity, StockReason.EXPIRY, None)
+    by_order = {order.id: order for order in due}
+    for payment in open_sessions:
+        order = by_order[payment.order_id]
+        states.move(
+            session,
+            order,
+            payment,
+            PaymentStatus.CANCELLED,
+            kind="PAYMENT_SESSION_CANCELLED",
+            actor="worker",
+        )
+    for order in due:
         states.move(
             session, order, order, OrderStatus.EXPIRED, kind="ORDER_EXPIRED", actor="worker"
         )

@@ -24,7 +24,7 @@ from sqlalchemy import and_, or_, select, tuple_
 from joycart.db import Sessions
 from joycart.integrations import razorpay as rzp
 from joycart.models import Capture, Payment, PaymentStatus, Refund, RefundStatus
-from joycart.resolvers import owed
+from joycart.resolvers import requeue
 from joycart.resolvers.inbox import apply_recorded, record_event
 
 log = logging.getLogger("joycart.reconcile")
@@ -280,7 +280,7 @@ async def reconcile(
     )
     async with sessions() as session, session.begin():
         # Listed before re-queueing revives them: the report says what had given up.
-        report.dead_jobs = [job.line() for job in await owed.dead_jobs(session)]
+        report.dead_jobs = [job.line() for job in await requeue.dead_jobs(session)]
         if apply:
-            report.requeued = await owed.requeue_owed(session, now=now)
+            report.requeued = await requeue.requeue_owed(session, now=now)
     return report

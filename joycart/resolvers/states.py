@@ -14,7 +14,10 @@ cycle):
 2. the order row, `FOR UPDATE`;
 3. then its rows: payment sessions, items, refunds, then fulfilment rows (shipments, returns),
    each kind by id;
-4. products last, in ascending id order (stock moves), across all orders a statement touches.
+4. products, in ascending id order (stock moves), across all orders a transaction touches:
+   expiry locks its whole batch of orders (SKIP LOCKED), their payment sessions, then sums the
+   units per product and updates the products by id; checkout updates its cart's products by id;
+5. jobs last (a job row is inserted or claimed after the rows it is about).
 """
 
 from __future__ import annotations

@@ -7,27 +7,13 @@ from datetime import timedelta
 
 import strawberry
 
-from joycart import models
-from joycart.errors import GatewayUnavailable
-from joycart.resolvers import fulfilment, refunds, returns
+from joycart.resolvers import fulfilment, owed, returns
 from joycart.schema.context import Context
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.fulfilment_types import ItemReturn, Shipment
 from joycart.schema.types import JCInfo, Refund, Viewer
 
 log = logging.getLogger("joycart.graphql")
-
-
-async def submit_owed_refund(ctx: Context, refund: models.Refund) -> models.Refund:
-    """Committed: now the Razorpay call the refund owes (the worker retries it if this fails).
-    The one post-commit refund call of this module, as cancelItem makes it."""
-    try:
-        return await refunds.submit_refund(
-            ctx.services.sessions, ctx.services.gateway, refund.id, wait=True
-        )
-    except GatewayUnavailable as exc:
-        log.warning("refund %s committed; gateway call deferred: %s", refund.id, exc)
-        return refund
 
 
 @strawberry.input
@@ -161,7 +147,7 @@ class FulfilmentMutation:
                 now=ctx.services.clock(),
             )
         assert result.refund is not None
-        refund = await submit_owed_refund(ctx, result.refund)
+        refund = await owed.submit_refund(ctx.services, result.refund)
         viewer = Viewer.of(seller)
         return ReturnPayload(
             item_return=ItemReturn.of(result.ret, viewer), refund=Refund.of(refund, viewer)

@@ -8,8 +8,7 @@ import uuid
 import strawberry
 
 from joycart import models
-from joycart.errors import GatewayUnavailable
-from joycart.resolvers import orders, payment_sessions, refunds
+from joycart.resolvers import orders, owed, refunds
 from joycart.schema.context import Context
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.pagination import (
@@ -107,18 +106,11 @@ class OrdersMutation:
                 session, actor=actor, order_item_id=order_item_id, quantity=quantity, reason=reason
             )
         refund_row = result.refund
-        services = ctx.services
-        try:  # committed: now the calls it owes; failures are retried by the worker
-            if refund_row is not None:
-                refund_row = await refunds.submit_refund(
-                    services.sessions, services.gateway, refund_row.id, wait=True
-                )
-            if result.new_payment is not None:
-                await payment_sessions.open_gateway_session(
-                    services.sessions, services.gateway, result.new_payment.id, wait=True
-                )
-        except GatewayUnavailable as exc:
-            log.warning("cancel of %s committed; gateway call deferred: %s", order_item_id, exc)
+        # Committed: the calls it owes never turn into an error for what was committed.
+        if refund_row is not None:
+            refund_row = await owed.submit_refund(ctx.services, refund_row)
+        if result.new_payment is not None:
+            await owed.open_payment_session(ctx.services, result.new_payment)
         return CancelItemPayload(
             order_item=OrderItem.of(result.item, Viewer.of(actor)),
             refund=Refund.of(refund_row, Viewer.of(actor)) if refund_row is not None else None,
@@ -134,10 +126,5 @@ class OrdersMutation:
         refund = await refunds.retry_refund(
             ctx.transaction, ctx.services.gateway, actor=actor, refund_id=refund_id
         )
-        try:
-            refund = await refunds.submit_refund(
-                ctx.services.sessions, ctx.services.gateway, refund.id, wait=True
-            )
-        except GatewayUnavailable as exc:
-            log.warning("refund %s committed; gateway call deferred: %s", refund.id, exc)
+        refund = await owed.submit_refund(ctx.services, refund)
         return RefundPayload(refund=Refund.of(refund, Viewer.of(actor)))
