@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,12 +29,13 @@ REFUND_CALL = ("POST", "/v1/payments/")  # POST /v1/payments/{id}/refund
 ORDER_CALL = ("POST", "/v1/orders")
 # Faults of the fake; "slow" answers after SLOW_DELAY, beyond the test's gateway timeout, and
 # holds the idempotency key meanwhile, so a retry in that window gets Razorpay's 409.
-FAULTS = ("500", "html502", "slow", "drop_after_acting", "drop_before_acting")
+FAULTS = ("500", "html502", "slow", "drop_after_acting", "drop_before_acting", "409", "429")
 SLOW_DELAY = 0.6
 # Step kinds and their weights (a paid order needs checkout, pay and deliveries before cancels).
 WEIGHTS = {
     "checkout": 3, "refill": 1, "pay": 3, "deliver": 5, "cancel": 4, "fault": 3, "worker": 2,
     "crashed_worker": 1, "lease_expiry": 1, "expire": 1, "reconcile": 1, "settle_refund": 2,
+    "race_expiry": 1,
 }  # fmt: skip
 
 
@@ -48,6 +50,7 @@ class World:
     orders: dict[str, tuple[Account, list[dict[str, Any]]]] = field(default_factory=dict)
     pending: list[WebhookDelivery] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)  # seen during the steps (answers to clients)
 
     def note(self, line: str) -> None:
         self.log.append(line)
@@ -120,9 +123,49 @@ async def _cancel(world: World) -> None:
     buyer, items = world.orders[oid]
     item = world.rng.choice(items)
     quantity = world.rng.randint(1, item["quantity"])
+    before = await _cancelled(world, item["id"])
     data = await world.api.gql(CANCEL, {"id": item["id"], "q": quantity}, buyer.token)
     codes = [e["code"] for e in data["cancelItem"]["errors"]]
     world.note(f"cancel {quantity} of item {item['id'][:8]} of order {oid[:8]}: {codes}")
+    if codes and await _cancelled(world, item["id"]) != before:
+        world.broken.append(f"g. cancel answered {codes} but was committed (item {item['id']})")
+
+
+async def _cancelled(world: World, item_id: str) -> int:
+    async with world.services.engine.connect() as conn:
+        return int(
+            await conn.scalar(
+                text("SELECT cancelled_quantity FROM order_items WHERE id = :id"),
+                {"id": uuid.UUID(item_id)},
+            )
+        )
+
+
+async def _race_expiry(world: World) -> None:
+    """The payment window ends while the buyer retries checkout and a capture arrives: expiry,
+    checkout and the webhook run in concurrent transactions (a deadlock fails the schedule)."""
+    async with world.services.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE orders SET expires_at = now() - interval '1 second' "
+                "WHERE status::text = 'PENDING_PAYMENT'"
+            )
+        )
+    racers: list[Awaitable[Any]] = [run_once(world.services)]
+    b = world.rng.randrange(len(world.buyers))
+    key = f"schedule-key-{b}-{world.rng.choice((0, 0, 1, 2))}"
+    racers.append(world.api.gql(CHECKOUT, {"key": key}, world.buyers[b].token))
+    if world.pending:
+        racers.append(world.razorpay.deliver_async(world.pending.pop(0)))
+    results = await asyncio.gather(*racers, return_exceptions=True)
+    world.note(
+        f"race: expiry, B{b} checkout {key}, a webhook: {[type(r).__name__ for r in results]}"
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            world.broken.append(f"g. racing expiry raised {type(result).__name__}: {result}")
+        elif isinstance(result, int) and result >= 500:
+            world.broken.append(f"g. racing expiry: webhook answered {result}")
 
 
 async def _fault(world: World) -> None:
@@ -197,6 +240,7 @@ ACTIONS = {
     "expire": _expire,
     "reconcile": _reconcile,
     "settle_refund": _settle_refund,
+    "race_expiry": _race_expiry,
 }
 
 

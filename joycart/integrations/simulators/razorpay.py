@@ -51,7 +51,15 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 Handler = Callable[[Request, Any], JSON]
 ACCOUNT_ID = "acc_SIMULATOR00001"
-FAULTS = frozenset({"500", "html502", "slow", "drop_after_acting", "drop_before_acting", "400"})
+FAULTS = frozenset(
+    {"500", "html502", "slow", "drop_after_acting", "drop_before_acting", "400", "409", "429"}
+)
+# "409": the same idempotency key is in flight elsewhere (not acted on here); "429": rate limited.
+# Both come as BAD_REQUEST_ERROR bodies, as Razorpay sends them (the SDK cannot tell them from 400).
+_STATUS_FAULTS = {
+    "409": "A request with the same idempotency key is in progress.",
+    "429": "Too many requests. Please try after some time.",
+}
 _ALNUM = string.ascii_letters + string.digits
 _IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9_-]{10,}")
 _SERVER_ERROR = "The server encountered an error. The incident has been reported to admins."
@@ -436,6 +444,8 @@ class RazorpaySimulator:
                 return HTMLResponse("<html><body>502 Bad Gateway</body></html>", status_code=502)
             if kind == "400":
                 return ApiError(400, "Simulated refusal").response()
+            if kind in _STATUS_FAULTS:
+                return ApiError(int(kind), _STATUS_FAULTS[kind]).response()
             if kind == "drop_before_acting":
                 return _DropConnection(self._server)
             try:
