@@ -96,7 +96,7 @@ async def _pay(world: World) -> None:
     open_orders = [o for o in world.razorpay.orders.values() if o["receipt"]]
     if not open_orders:
         return world.note("pay: no Razorpay order yet")
-    order = world.rng.choice(sorted(open_orders, key=lambda o: str(o["id"])))
+    order = world.rng.choice(open_orders)  # in creation order: ids are random, order is not
     wrong = world.rng.random() < 0.1
     amount = order["amount"] - 100 if wrong else None
     deliveries = world.razorpay.pay(order["id"], amount)
@@ -119,7 +119,7 @@ async def _deliver(world: World) -> None:
 async def _cancel(world: World) -> None:
     if not world.orders:
         return world.note("cancel: no order")
-    oid = world.rng.choice(sorted(world.orders))
+    oid = world.rng.choice(list(world.orders))  # in checkout order (ids are random)
     buyer, items = world.orders[oid]
     item = world.rng.choice(items)
     quantity = world.rng.randint(1, item["quantity"])
@@ -216,7 +216,7 @@ async def _reconcile(world: World) -> None:
 
 
 async def _settle_refund(world: World) -> None:
-    waiting = sorted(r["id"] for r in world.razorpay.refunds.values() if r["status"] == "pending")
+    waiting = [r["id"] for r in world.razorpay.refunds.values() if r["status"] == "pending"]
     if not waiting:
         return world.note("settle: no pending refund at Razorpay")
     refund_id = world.rng.choice(waiting)
