@@ -35,7 +35,7 @@ async def run_schedule(
     world = World(services, razorpay, Api(http), rng)
     try:
         await set_up(world)
-        await run_steps(world, rng.randint(8, 16))
+        await run_steps(world, rng.randint(6, 14))
         await heal(world, http)
     except Exception as exc:  # a crash of the app or of a step is a failing schedule too
         return world.log, [f"schedule raised {type(exc).__name__}: {exc}"]
