@@ -36,7 +36,7 @@ __all__ = ["ShiftedClock", "World", "heal", "run_steps", "set_up", "wait_in_flig
 WEIGHTS: dict[str, float] = {
     "checkout": 3, "refill": 1, "pay": 3, "deliver": 5, "cancel": 4, "fault": 3, "worker": 2,
     "crashed_worker": 1, "lease_expiry": 1, "expire": 1, "reconcile": 1, "settle_refund": 2,
-    "race_expiry": 1, "outage": 0.5, "lease_lost_mid_call": 0.5,
+    "race_expiry": 1, "outage": 0.3, "lease_lost_mid_call": 0.3,
 }  # fmt: skip
 
 
