@@ -40,6 +40,22 @@ WEBHOOK_SECRET = "test-webhook-secret-0123456789"
 JWT_SECRET = "test-jwt-secret-" + "x" * 40
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("joycart money schedules")
+    group.addoption(
+        "--schedules",
+        type=int,
+        default=200,
+        help="how many random fault schedules tests/money runs (default 200; 5000 for a long run)",
+    )
+    group.addoption(
+        "--schedule-seed",
+        type=int,
+        default=None,
+        help="first seed of the fault schedules (replay one failing schedule with --schedules 1)",
+    )
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="joycart-test-") as tmp:
