@@ -3,7 +3,7 @@
 Everything here works unchanged behind PgBouncer in transaction mode, where consecutive
 transactions of one client connection may run on different server connections:
 - no startup parameters beyond `application_name` (PgBouncer refuses any it does not track, such
-  as `lock_timeout`); per-transaction settings are `SET LOCAL`, issued when each transaction begins;
+  as `lock_timeout`); per-transaction settings are `SET LOCAL`, sent with each transaction's BEGIN;
 - with `pooler="pgbouncer"`, no statement cache and a unique name for every prepared statement,
   as SQLAlchemy's asyncpg notes describe ("Prepared Statement Name with PGBouncer"): a name cached
   on one server connection means nothing on the next, and two clients sharing a server connection
@@ -17,8 +17,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
+import asyncpg
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -32,15 +33,40 @@ Pooler = Literal["pgbouncer"]
 
 # A statement that waits on a lock longer than this is a bug or an overload: fail it.
 LOCK_TIMEOUT = "15s"
+SET_LOCAL_TIMEOUTS = f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}';"
 
 
 def _unique_statement_name() -> str:
     return f"__asyncpg_{uuid.uuid4().hex}__"
 
 
+class TimedConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no types
+    """An asyncpg connection whose every transaction starts with the lock timeout set.
+
+    The `SET LOCAL` rides in the same simple-query message as the `BEGIN` (asyncpg's
+    `Transaction.start` sends it through `execute` without arguments), so it costs no round trip
+    of its own, and it lasts exactly as long as the transaction: nothing outlives it on a pooled
+    server connection.
+    """
+
+    async def execute(
+        self,
+        query: str,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - asyncpg's
+    ) -> str:
+        if not args and query.startswith("BEGIN"):
+            query = f"{query} {SET_LOCAL_TIMEOUTS}"
+        result: str = await super().execute(query, *args, timeout=timeout)
+        return result
+
+
 def connect_args(pooler: Pooler | None) -> dict[str, Any]:
     """asyncpg connect arguments: only what a transaction-mode pooler passes through."""
-    args: dict[str, Any] = {"server_settings": {"application_name": "joycart"}}
+    args: dict[str, Any] = {
+        "server_settings": {"application_name": "joycart"},
+        "connection_class": TimedConnection,
+    }
     if pooler == "pgbouncer":
         args |= {
             "statement_cache_size": 0,  # asyncpg's own cache of named statements
@@ -50,11 +76,14 @@ def connect_args(pooler: Pooler | None) -> dict[str, Any]:
     return args
 
 
-def _set_local_timeouts(conn: Connection) -> None:
-    # Runs as the first statement of every transaction (the "begin" event fires on autobegin
-    # too); SET LOCAL lasts exactly as long as the transaction, so nothing outlives it on a
-    # pooled server connection.
-    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+def _discard_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    # Instead of `pool_pre_ping`, whose asyncpg ping is three round trips (BEGIN, ";", ROLLBACK)
+    # on every checkout: asyncpg marks a connection closed as soon as the server ends it (a
+    # restart, an idle kill), so a local look catches the stale ones for free, and the pool
+    # retries with a fresh connection. A connection lost mid-use is still invalidated by
+    # SQLAlchemy's disconnect handling.
+    if dbapi_connection.driver_connection.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
 
 
 def make_engine(
@@ -64,10 +93,9 @@ def make_engine(
         url,
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
         connect_args=connect_args(pooler),
     )
-    event.listen(engine.sync_engine, "begin", _set_local_timeouts)
+    event.listen(engine.sync_engine.pool, "checkout", _discard_closed)
     return engine
 
 

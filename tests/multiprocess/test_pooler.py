@@ -9,7 +9,7 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from joycart.db import connect_args, make_engine, make_sessions, transaction
+from joycart.db import TimedConnection, connect_args, make_engine, make_sessions, transaction
 from joycart.models import Job, JobStatus
 from tests.multiprocess.conftest import NO_PGBOUNCER
 from tests.multiprocess.harness import DEPLOY_INI, PgBouncer
@@ -17,7 +17,10 @@ from tests.multiprocess.session_state import session_state_in_code
 
 
 def test_the_only_startup_parameter_is_one_pgbouncer_passes_on() -> None:
-    assert connect_args(None) == {"server_settings": {"application_name": "joycart"}}
+    assert connect_args(None) == {
+        "server_settings": {"application_name": "joycart"},
+        "connection_class": TimedConnection,  # a client-side class: nothing sent at startup
+    }
     pooled = connect_args("pgbouncer")
     assert pooled["server_settings"] == {"application_name": "joycart"}
     assert pooled["statement_cache_size"] == 0
