@@ -66,8 +66,11 @@ def temp_dir(prefix: str) -> Iterator[Path]:
 class Server:
     """`joycart serve` as a subprocess on its own data dir and port."""
 
-    def __init__(self, data_dir: Path, *, port: int | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, *, port: int | None = None, extra_args: Sequence[str] = ()
+    ) -> None:
         self.data_dir = data_dir
+        self.extra_args = list(extra_args)
         self.port = port or free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -91,7 +94,15 @@ class Server:
         log = self.log_path.open("ab")
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen(
-            [*joycart_command(), "serve", "--host", HOST, "--port", str(self.port)],
+            [
+                *joycart_command(),
+                "serve",
+                "--host",
+                HOST,
+                "--port",
+                str(self.port),
+                *self.extra_args,
+            ],
             cwd=self.data_dir.parent,
             env=env,
             stdout=log,

@@ -1,0 +1,102 @@
+"""One command, one summary: the catalogue yardstick and `serve --workers 2` against 1.
+
+    python3 bench/run.py [--only catalog|workers2] [--duration 6] [--rounds 3]
+
+Re-executes itself under the worktree's `.venv/bin/python` when that exists. Ends with one
+`ratio <path> <value>` line per path: catalog = GraphQL req/s / plain-route req/s (median of
+alternating rounds), workers2 = GraphQL req/s with `--workers 2` / with `--workers 1`.
+checkout and webhook print `n/a`: their plain yardsticks are not written yet (see README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+VENV_PY = HERE.parent / ".venv" / "bin" / "python"
+
+if VENV_PY.exists() and Path(sys.prefix).resolve() != VENV_PY.parent.parent.resolve():
+    os.execv(str(VENV_PY), [str(VENV_PY), *sys.argv])  # noqa: S606 (no shell on purpose)
+
+sys.path.insert(0, str(HERE))
+
+import orjson  # noqa: E402
+from _harness import Server, line, load_post, temp_dir  # noqa: E402
+
+PATHS = ("catalog", "checkout", "webhook", "workers2")
+
+
+def run_catalog(duration: float, rounds: int) -> tuple[str, list[str]]:
+    """catalog.py in its own process; its per-round req/s give the median ratio."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "catalog.py"),
+            "--duration",
+            str(duration),
+            "--rounds",
+            str(rounds),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    print(out, end="", flush=True)
+    g = [float(x.replace(",", "")) for x in re.findall(r"GraphQL\s+([\d,]+) req/s", out)]
+    p = [float(x.replace(",", "")) for x in re.findall(r"plain\s+([\d,]+) req/s", out)]
+    ratios = [a / b for a, b in zip(g, p, strict=True)]
+    cpu = re.findall(r"^(GraphQL|plain), 1 process.*?server CPU ([\d.]+) ms", out, re.M)
+    extra = [f"cpu catalog {name} {ms} ms/request" for name, ms in cpu]
+    return f"{statistics.median(ratios):.2f}", extra
+
+
+def run_workers2(duration: float, rounds: int) -> tuple[str, list[str]]:
+    """Catalogue GraphQL req/s with `--workers 2` over `--workers 1`, alternating servers."""
+    import catalog
+
+    body = orjson.dumps({"query": catalog.QUERY})
+    rates: dict[str, list[float]] = {"1": [], "2": []}
+    with temp_dir("joycart-bench-workers-") as tmp:
+        with Server(tmp / "data") as one:
+            asyncio.run(catalog.seed(one))
+        for r in range(1, rounds + 1):
+            for n in ("1", "2"):
+                with Server(tmp / "data", extra_args=["--workers", n]) as server:
+                    url = f"{server.url}/graphql"
+                    load_post(url, body, {}, duration=2)
+                    result = load_post(url, body, {}, duration=duration)
+                    rates[n].append(result.rps)
+                    line(f"round {r}: --workers {n}", result.describe())
+    return f"{statistics.median(rates['2']) / statistics.median(rates['1']):.2f}", []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--only", choices=PATHS, action="append")
+    parser.add_argument("--duration", type=float, default=6.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    chosen = args.only or list(PATHS)
+    summary: list[str] = []
+    for path in chosen:
+        print(f"== {path}", flush=True)
+        if path == "catalog":
+            ratio, extra = run_catalog(args.duration, args.rounds)
+        elif path == "workers2":
+            ratio, extra = run_workers2(args.duration, args.rounds)
+        else:
+            ratio, extra = "n/a", [f"note {path}: plain yardstick not written yet"]
+        summary += extra
+        summary.append(f"ratio {path} {ratio}")
+    print("\n".join(summary), flush=True)
+
+
+if __name__ == "__main__":
+    main()
