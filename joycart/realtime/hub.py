@@ -225,7 +225,9 @@ class Hub:
     def _listening(self, lost_at: datetime | None) -> None:
         self._ready.set()
         if lost_at is not None:  # notices sent while we were away are gone: catch up
-            log.warning("LISTEN is back after an outage; every subscriber reads again")
+            log.warning(
+                "the LISTEN connection is back after an outage; every subscriber reads again"
+            )
             self._catch_up(lost_at)
 
     def _lost(self) -> None:

@@ -88,11 +88,6 @@ async def test_many_transactions_through_pgbouncer_in_transaction_mode(
         await engine.dispose()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 8 replaces resolvers/locks.py's session advisory locks; once merged this "
-    "passes and the marker must go",
-)
 def test_no_code_keeps_session_state_that_transaction_pooling_loses() -> None:
     assert session_state_in_code() == []
 
