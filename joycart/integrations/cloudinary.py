@@ -13,12 +13,14 @@ public id and version the browser reports back can be trusted.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import hmac
 import io
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -29,6 +31,8 @@ import cloudinary.utils
 from joycart.integrations.images import ALLOWED_TYPES, ImageStoreError, StoredImage
 
 log = logging.getLogger("joycart.cloudinary")
+# Cloudinary's SDK blocks: its calls get threads of their own, apart from asyncio's default ones.
+_CALL_THREADS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="cloudinary")
 
 DEFAULT_API_URL = "https://api.cloudinary.com"
 DEFAULT_DELIVERY_URL = "https://res.cloudinary.com"
@@ -92,7 +96,8 @@ class CloudinaryImageStore:
 
     async def _call(self, what: str, fn: Callable[[], Any]) -> dict[str, Any]:
         try:
-            result = await asyncio.to_thread(fn)
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(_CALL_THREADS, contextvars.copy_context().run, fn)
         except (cloudinary.exceptions.Error, ValueError) as exc:
             log.warning("cloudinary %s failed: %s: %s", what, type(exc).__name__, exc)
             raise ImageStoreError(f"Cloudinary {what}: {type(exc).__name__}: {exc}"[:300]) from exc

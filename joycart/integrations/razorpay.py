@@ -21,11 +21,13 @@ hook on the SDK's `requests` session records the status and body of the last ans
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import enum
 import hashlib
 import hmac
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,6 +37,10 @@ from razorpay.errors import BadRequestError, ServerError
 from razorpay.errors import GatewayError as SdkGatewayError
 
 log = logging.getLogger("joycart.razorpay")
+# The SDK blocks, so its calls run on threads: on threads of their own, so that a Razorpay
+# slowdown (each call up to the gateway timeout) never queues password hashing, image writes or
+# anything else on asyncio's small default executor (min(32, cores + 4) threads).
+_CALL_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="razorpay")
 
 
 class GatewayError(Exception):
@@ -234,7 +240,9 @@ class RazorpayGateway:
                 return self._local.status, self._local.body, exc
             return self._local.status, result, None
 
-        status, body, error = await asyncio.to_thread(run)
+        loop = asyncio.get_running_loop()
+        call = contextvars.copy_context().run
+        status, body, error = await loop.run_in_executor(_CALL_THREADS, call, run)
         outcome = classify(status, body)
         if outcome is Outcome.DONE and error is None:
             return body

@@ -269,3 +269,80 @@ async def test_heavy_work_is_admitted_first_come_first_served_within_its_budget(
         holds[name].set()
     await asyncio.gather(a, b, c)
     assert budget.free == 10
+
+
+STALLED = 20
+CANCEL_ONE = """mutation($id: ID!) { cancelItem(orderItemId: $id, quantity: 1) {
+  orderItem { cancelledQuantity } refund { status } errors { code message } } }"""
+
+
+@pytest.fixture
+async def patient_pool(
+    database_url: str, data_dir: Path, razorpay: RazorpaySimulator
+) -> AsyncIterator[Services]:
+    """The default pool, and Razorpay calls allowed their full 10 s (the tests' default is 2 s)."""
+    settings = make_settings(data_dir, db_pool_size=5, gateway_timeout_seconds=10.0)
+    built = build_services(settings, database_url=database_url, razorpay_api_url=razorpay.base_url)
+    yield built
+    await built.close()
+
+
+@pytest.mark.slow
+async def test_twenty_refund_calls_stalled_at_razorpay_leave_readiness_and_reads_under_a_second(
+    api: Api, patient_pool: Services, services: Services, razorpay: RazorpaySimulator
+) -> None:
+    seller = await api.register("SELLER")
+    buyer = await api.register("USER")
+    product_id = await api.create_product(seller, price=1_000, stock=STALLED + 5)
+    await api.add_to_cart(buyer, product_id, STALLED)
+    placed = (await api.checkout(buyer))["order"]
+    for delivery in razorpay.pay(placed["payment"]["razorpayOrderId"]):
+        assert await razorpay.deliver_async(delivery) == 200
+    item_id = placed["items"][0]["id"]
+    # Every refund call is held at Razorpay until the probes are done: twenty calls in flight.
+    razorpay.inject("POST", "/v1/payments/", "hold", times=STALLED)
+    auth = {"Authorization": f"Bearer {buyer.token}"}
+    limits = httpx.Limits(max_connections=50, max_keepalive_connections=30)
+    timings: list[tuple[str, float]] = []
+    async with (
+        serving(create_app(patient_pool)) as url,
+        httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client,
+    ):
+        cancels = [
+            asyncio.create_task(
+                client.post(
+                    "/graphql",
+                    json={"query": CANCEL_ONE, "variables": {"id": item_id}},
+                    headers=auth,
+                )
+            )
+            for _ in range(STALLED)
+        ]
+        try:
+            async with asyncio.timeout(30):
+                while razorpay.faults_pending():  # noqa: ASYNC110 - wait until all twenty are held
+                    await asyncio.sleep(0.01)
+            for _ in range(PROBES):
+                started = time.monotonic()
+                ready = await client.get("/readyz")
+                timings.append(("readyz", time.monotonic() - started))
+                assert ready.status_code == 200
+                started = time.monotonic()
+                read = await client.post(
+                    "/graphql", json={"query": PRODUCT, "variables": {"id": product_id}}
+                )
+                timings.append(("product", time.monotonic() - started))
+                assert read.json()["data"]["product"]["id"] == product_id
+            assert not any(c.done() for c in cancels)  # the calls were still stalled throughout
+        finally:
+            razorpay.release_held()
+        answers = [(await c).json()["data"]["cancelItem"] for c in cancels]
+    slowest = max(t for _, t in timings)
+    print(f"\nprobes with {STALLED} refund calls stalled: slowest {slowest:.3f} s")
+    assert slowest < BOUND_SECONDS, timings
+    assert all(a["errors"] == [] and a["refund"]["status"] == "INITIATED" for a in answers)
+    assert sorted(a["orderItem"]["cancelledQuantity"] for a in answers) == list(
+        range(1, STALLED + 1)
+    )
+    assert len(razorpay.refunds) == STALLED
+    await assert_invariants(services.engine)
