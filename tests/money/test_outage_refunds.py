@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
+from joycart import cli_jobs
 from joycart.bootstrap import Services
 from joycart.integrations.simulators.razorpay import RazorpaySimulator
 from joycart.resolvers import jobs
@@ -94,6 +95,34 @@ async def test_a_refund_api_down_for_30_hours_ends_with_exactly_one_refund(
         ).scalars()
         assert list(states) == ["DONE"]  # the DEAD job itself was revived: one row per call
         assert await conn.scalar(text("SELECT gateway_refund_id FROM refunds")) is not None
+    await assert_invariants(services.engine)
+
+
+async def test_a_dead_refund_job_retried_by_jobs_retry_dead_makes_exactly_one_refund(
+    api: Api, razorpay: RazorpaySimulator, services: Services, clock: Clock
+) -> None:
+    order = await paid_order(api, razorpay)
+    gateway_payment = next(iter(razorpay.payments))
+    razorpay.inject("POST", "/v1/payments", "500", times=100_000)  # refunds down for a day
+    started = clock.now
+    await cancel(api, order.buyer, order.items[1]["id"])
+    while (await _job(services))[0] != "DEAD":
+        clock.now += timedelta(minutes=10)
+        assert clock.now - started < timedelta(hours=26), "the job never went DEAD"
+        await run_due_jobs(services)
+    assert await _refunded_at_razorpay(razorpay, gateway_payment) == 0
+
+    razorpay.clear_faults()  # Razorpay recovers; the operator brings the DEAD jobs back
+    code, said = await cli_jobs.run(
+        services.sessions, cli_jobs.parse(["jobs", "retry", "--dead"]), now=clock.now
+    )
+    assert (code, said) == (0, "1 DEAD job(s) due again now")
+    for _ in range(3):  # one pass does it; the later ones find nothing owed
+        clock.now += timedelta(minutes=1)
+        await run_due_jobs(services)
+
+    assert await _refunded_at_razorpay(razorpay, gateway_payment) == 1
+    assert await _job(services) == ("DONE", 1)
     await assert_invariants(services.engine)
 
 
