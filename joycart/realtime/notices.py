@@ -10,7 +10,7 @@ import orjson
 
 log = logging.getLogger("joycart.realtime")
 
-CHANNEL = "joycart_orders"  # the trigger in migration 0008 notifies this channel
+CHANNEL = "joycart_orders"  # the trigger in migration 0005 notifies this channel
 
 
 @dataclass(frozen=True, slots=True)

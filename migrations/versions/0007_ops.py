@@ -1,7 +1,7 @@
 """ops: partial indexes for the database-backed metrics
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-12-01 03:30:00.000000
 
 /metrics counts open jobs, unsettled refunds and unapplied webhooks at every scrape; these
@@ -14,7 +14,7 @@ from alembic import op
 from sqlalchemy import text
 
 revision: str = "0007"
-down_revision: str | None = "0004"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """persisted queries: documents clients send by SHA-256 (APQ and trusted documents)
 
-Revision ID: 0005
-Revises: 0006
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01 09:00:00.000000
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005"
-down_revision: str | None = "0006"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """every new order event notifies `joycart_orders` (ids only), delivered when its transaction commits
 
-Revision ID: 0008
-Revises: 0005
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-08 10:00:00
 
 Every status change of an order, item, payment session or refund, and every history entry, is an
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0008"
-down_revision: str | None = "0005"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
