@@ -134,6 +134,20 @@ def _watch_pool(services: Services) -> dict[str, int]:
     return seen
 
 
+async def _probe(
+    client: httpx.AsyncClient, product_id: str, timings: list[tuple[str, float]]
+) -> None:
+    """Readiness and a one-product read, each timed."""
+    started = time.monotonic()
+    ready = await client.get("/readyz")
+    timings.append(("readyz", time.monotonic() - started))
+    assert ready.status_code == 200
+    started = time.monotonic()
+    read = await client.post("/graphql", json={"query": PRODUCT, "variables": {"id": product_id}})
+    timings.append(("product", time.monotonic() - started))
+    assert read.json()["data"]["product"]["id"] == product_id
+
+
 @pytest.mark.slow
 async def test_six_heavy_queries_leave_readiness_and_a_product_read_under_a_second(
     api: Api, production_pool: Services, services: Services
@@ -184,16 +198,7 @@ async def test_six_heavy_queries_leave_readiness_and_a_product_read_under_a_seco
             for _ in range(PROBES):
                 while in_flight < IN_FLIGHT:  # noqa: ASYNC110 - probe only with all six sent
                     await asyncio.sleep(0.005)
-                started = time.monotonic()
-                ready = await client.get("/readyz")
-                timings.append(("readyz", time.monotonic() - started))
-                assert ready.status_code == 200
-                started = time.monotonic()
-                read = await client.post(
-                    "/graphql", json={"query": PRODUCT, "variables": {"id": product_id}}
-                )
-                timings.append(("product", time.monotonic() - started))
-                assert read.json()["data"]["product"]["id"] == product_id
+                await _probe(client, product_id, timings)
         finally:
             stop.set()
             await asyncio.gather(*heavies)
@@ -323,16 +328,7 @@ async def test_twenty_refund_calls_stalled_at_razorpay_leave_readiness_and_reads
                 while razorpay.faults_pending():  # noqa: ASYNC110 - wait until all twenty are held
                     await asyncio.sleep(0.01)
             for _ in range(PROBES):
-                started = time.monotonic()
-                ready = await client.get("/readyz")
-                timings.append(("readyz", time.monotonic() - started))
-                assert ready.status_code == 200
-                started = time.monotonic()
-                read = await client.post(
-                    "/graphql", json={"query": PRODUCT, "variables": {"id": product_id}}
-                )
-                timings.append(("product", time.monotonic() - started))
-                assert read.json()["data"]["product"]["id"] == product_id
+                await _probe(client, product_id, timings)
             assert not any(c.done() for c in cancels)  # the calls were still stalled throughout
         finally:
             razorpay.release_held()
