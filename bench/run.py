@@ -1,11 +1,12 @@
-"""One command, one summary: the catalogue yardstick and `serve --workers 2` against 1.
+"""One command, one summary: the catalogue and webhook yardsticks, `serve --workers 2` against 1.
 
-    python3 bench/run.py [--only catalog|workers2] [--duration 6] [--rounds 3]
+    python3 bench/run.py [--only catalog|webhook|workers2] [--duration 6] [--rounds 3]
 
 Re-executes itself under the worktree's `.venv/bin/python` when that exists. Ends with one
 `ratio <path> <value>` line per path: catalog = GraphQL req/s / plain-route req/s (median of
-alternating rounds), workers2 = GraphQL req/s with `--workers 2` / with `--workers 1`.
-checkout and webhook print `n/a`: their plain yardsticks are not written yet (see README).
+alternating rounds), webhook = JoyCart's `/webhooks/razorpay` captures applied/s / the plain
+route's (median of alternating rounds), workers2 = GraphQL req/s with `--workers 2` / with
+`--workers 1`. checkout prints `n/a`: its plain yardstick is not written yet (see README).
 """
 
 from __future__ import annotations
@@ -57,6 +58,23 @@ def run_catalog(duration: float, rounds: int) -> tuple[str, list[str]]:
     return f"{statistics.median(ratios):.2f}", extra
 
 
+def run_webhook(rounds: int) -> tuple[str, list[str]]:
+    """webhook.py in its own process; its per-round applied/s give the median ratio."""
+    out = subprocess.run(
+        [sys.executable, str(HERE / "webhook.py"), "--rounds", str(rounds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    print(out, end="", flush=True)
+    j = [float(x.replace(",", "")) for x in re.findall(r"JoyCart\s+([\d,.]+) applied/s", out)]
+    p = [float(x.replace(",", "")) for x in re.findall(r"plain\s+([\d,.]+) applied/s", out)]
+    ratios = [a / b for a, b in zip(j, p, strict=True)]
+    cpu = re.findall(r"^(JoyCart|plain), 1 process.*?server CPU ([\d.]+) ms", out, re.M)
+    extra = [f"cpu webhook {name} {ms} ms/webhook" for name, ms in cpu]
+    return f"{statistics.median(ratios):.2f}", extra
+
+
 def run_workers2(duration: float, rounds: int) -> tuple[str, list[str]]:
     """Catalogue GraphQL req/s with `--workers 2` over `--workers 1`, alternating servers."""
     import catalog
@@ -89,6 +107,8 @@ def main() -> None:
         print(f"== {path}", flush=True)
         if path == "catalog":
             ratio, extra = run_catalog(args.duration, args.rounds)
+        elif path == "webhook":
+            ratio, extra = run_webhook(args.rounds)
         elif path == "workers2":
             ratio, extra = run_workers2(args.duration, args.rounds)
         else:
