@@ -1,11 +1,12 @@
-"""One command, one summary: the catalogue yardstick and `serve --workers 2` against 1.
+"""One command, one summary: the catalogue, checkout and webhook yardsticks, `--workers 2` vs 1.
 
-    python3 bench/run.py [--only catalog|workers2] [--duration 6] [--rounds 3]
+    python3 bench/run.py [--only catalog|checkout|webhook|workers2] [--duration 6] [--rounds 3]
 
 Re-executes itself under the worktree's `.venv/bin/python` when that exists. Ends with one
 `ratio <path> <value>` line per path: catalog = GraphQL req/s / plain-route req/s (median of
-alternating rounds), workers2 = GraphQL req/s with `--workers 2` / with `--workers 1`.
-checkout and webhook print `n/a`: their plain yardsticks are not written yet (see README).
+alternating rounds), checkout = GraphQL checkouts/s / the plain route's, webhook = JoyCart's
+`/webhooks/razorpay` captures applied/s / the plain route's (both medians of alternating
+rounds), workers2 = GraphQL req/s with `--workers 2` / with `--workers 1`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,26 @@ def run_catalog(duration: float, rounds: int) -> tuple[str, list[str]]:
     return f"{statistics.median(ratios):.2f}", extra
 
 
+def run_yardstick(
+    script: str, side: str, rate: str, unit: str, rounds: int
+) -> tuple[str, list[str]]:
+    """A yardstick script in its own process; its per-round rates give the median ratio."""
+    out = subprocess.run(
+        [sys.executable, str(HERE / script), "--rounds", str(rounds)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    print(out, end="", flush=True)
+    ours = [float(x.replace(",", "")) for x in re.findall(rf"{side}\s+([\d,.]+) {rate}", out)]
+    plain = [float(x.replace(",", "")) for x in re.findall(rf"plain\s+([\d,.]+) {rate}", out)]
+    ratios = [a / b for a, b in zip(ours, plain, strict=True)]
+    cpu = re.findall(rf"^({side}|plain), 1 process.*?server CPU ([\d.]+) ms", out, re.M)
+    path = "checkout" if script.startswith("checkout") else "webhook"
+    extra = [f"cpu {path} {name} {ms} ms/{unit}" for name, ms in cpu]
+    return f"{statistics.median(ratios):.2f}", extra
+
+
 def run_workers2(duration: float, rounds: int) -> tuple[str, list[str]]:
     """Catalogue GraphQL req/s with `--workers 2` over `--workers 1`, alternating servers."""
     import catalog
@@ -89,10 +110,18 @@ def main() -> None:
         print(f"== {path}", flush=True)
         if path == "catalog":
             ratio, extra = run_catalog(args.duration, args.rounds)
+        elif path == "webhook":
+            ratio, extra = run_yardstick(
+                "webhook.py", "JoyCart", "applied/s", "webhook", args.rounds
+            )
+        elif path == "checkout":
+            ratio, extra = run_yardstick(
+                "checkout_yardstick.py", "GraphQL", "checkouts/s", "checkout", args.rounds
+            )
         elif path == "workers2":
             ratio, extra = run_workers2(args.duration, args.rounds)
         else:
-            ratio, extra = "n/a", [f"note {path}: plain yardstick not written yet"]
+            raise AssertionError(path)
         summary += extra
         summary.append(f"ratio {path} {ratio}")
     print("\n".join(summary), flush=True)

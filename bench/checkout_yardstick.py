@@ -1,0 +1,338 @@
+"""Checkouts per second: JoyCart's `checkout` mutation beside a plain Starlette route.
+
+Seeds one seller, 100 products and buyers with carts of 1-3 lines straight into the database
+(not measured), and starts the plain Starlette route of `plain_checkout.py` (one uvicorn
+process, `joycart.db.make_engine` on the same database: JoyCart's statements for a checkout,
+by hand, in the same transactions, with the same SDK call to the same simulated Razorpay).
+Two buyers with the same cart, one per side, must leave the same rows and get the same answer
+before anything is timed; then batches of checkouts (one per buyer) alternate between the two.
+
+    .venv/bin/python bench/checkout_yardstick.py [--batch 100] [--rounds 3] [--concurrency 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+from _harness import (
+    HOST,
+    Seeded,
+    Server,
+    asyncpg_dsn,
+    cpu_seconds,
+    free_port,
+    line,
+    run_batch,
+    seed_products,
+    seed_users,
+    temp_dir,
+)
+from checkout import Request, checkout_request
+from plain_checkout import CONFIG_ENV
+
+PRODUCTS = 100
+HERE = Path(__file__).resolve().parent
+
+# ---------------------------------------------------------------------------------------------
+# Seeding, the equality check and the measurement.
+
+
+def plain_request(url: str, buyer: Seeded) -> Request:
+    body = orjson.dumps({"key": f"bench-{uuid.uuid4().hex}"})
+    headers = {"Authorization": f"Bearer {buyer.token}", "Content-Type": "application/json"}
+
+    def send(client: httpx.AsyncClient) -> Any:
+        return client.post(url, content=body, headers=headers)
+
+    return send
+
+
+async def seed(server: Server, buyers: int) -> list[Seeded]:
+    """Buyers 0 and 1 get the same cart (the equality check); the rest 1-3 random lines."""
+    secret = server.secrets()["jwt_secret"]
+    rng = random.Random(13)
+    conn = await asyncpg.connect(**asyncpg_dsn(server))
+    try:
+        async with conn.transaction():
+            seller = await seed_users(conn, 1, role="SELLER", jwt_secret=secret, prefix="seller")
+            products = await seed_products(conn, [seller[0].id], PRODUCTS, stock=100_000)
+            seeded = await seed_users(conn, buyers, role="USER", jwt_secret=secret, prefix="buyer")
+            same = [(p, rng.randint(1, 2)) for p in rng.sample(products, 3)]
+            lines = [(b.id, p, q) for b in seeded[:2] for p, q in same]
+            for buyer in seeded[2:]:
+                lines += [
+                    (buyer.id, p, rng.randint(1, 2))
+                    for p in rng.sample(products, rng.randint(1, 3))
+                ]
+            await conn.executemany(
+                "INSERT INTO cart_items (user_id, product_id, quantity, added_at) "
+                "VALUES ($1, $2, $3, now())",
+                lines,
+            )
+    finally:
+        await conn.close()
+    line("seeded", f"{PRODUCTS} products, {buyers} buyers, {len(lines)} cart lines")
+    return seeded
+
+
+def start_plain(server: Server) -> tuple[subprocess.Popen[bytes], str]:
+    from joycart.config import SIMULATED_KEY_ID
+
+    secrets = server.secrets()
+    config = {
+        "jwt_secret": secrets["jwt_secret"],
+        "key_id": SIMULATED_KEY_ID,
+        "key_secret": secrets["razorpay_key_secret"],
+        "url": json.loads((server.data_dir / "simulator.json").read_text())["url"],
+        "timeout": "10",
+    }
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "plain_checkout.py"), str(port), server.database_url],
+        cwd=HERE,
+        env={**os.environ, CONFIG_ENV: json.dumps(config)},
+    )
+    url = f"http://{HOST}:{port}/checkout"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("the plain app exited early")
+        try:
+            httpx.get(url, timeout=2)  # 405: the route is up
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.terminate()
+    raise RuntimeError("the plain app did not answer within 30 s")
+
+
+async def snapshot(conn: asyncpg.Connection, buyer: uuid.UUID) -> dict[str, Any]:
+    """What one checkout left, with its own ids replaced by what they name."""
+    order = await conn.fetchrow("SELECT * FROM orders WHERE buyer_id = $1", buyer)
+    assert order is not None
+    payment = await conn.fetchrow("SELECT * FROM payments WHERE order_id = $1", order["id"])
+    assert payment is not None
+    names: dict[Any, str] = {
+        order["id"]: "<order>",
+        str(order["id"]): "<order>",
+        payment["id"]: "<payment>",
+        str(payment["id"]): "<payment>",
+        buyer: "<buyer>",
+        f"user:{buyer}": "user:<buyer>",
+        order["idempotency_key"]: "<key>",
+        payment["razorpay_order_id"]: "<razorpay order>",
+        f"gateway-order:{payment['id']}": "gateway-order:<payment>",
+    }
+
+    def named(row: Any) -> dict[str, Any]:
+        out = {}
+        for k, v in dict(row).items():
+            if k in ("id", "created_at", "updated_at", "added_at"):
+                continue
+            if isinstance(v, str) and v.startswith("{"):
+                v = {a: names.get(b, b) for a, b in json.loads(v).items()}
+            out[k] = names.get(v, v) if isinstance(v, str | uuid.UUID) else v
+        return out
+
+    def rows(records: list[Any]) -> list[dict[str, Any]]:
+        return [named(r) for r in records]
+
+    o = named(order)
+    # Both sides take the clock more than once per row: compare to the second.
+    o["expires_at"] = round((order["expires_at"] - order["created_at"]).total_seconds())
+    p = named(payment)
+    return {
+        "order": o,
+        "payment": p,
+        "items": rows(
+            await conn.fetch(
+                "SELECT * FROM order_items WHERE order_id = $1 ORDER BY position", order["id"]
+            )
+        ),
+        "ledger": rows(
+            await conn.fetch(
+                "SELECT * FROM stock_ledger WHERE order_id = $1 ORDER BY product_id", order["id"]
+            )
+        ),
+        "jobs": rows(
+            await conn.fetch(
+                "SELECT kind, payload::text, dedupe_key, status, attempts, locked_until, "
+                "lease_token, round(extract(epoch FROM run_at - created_at)) AS delay "
+                "FROM jobs WHERE dedupe_key = $1",
+                f"gateway-order:{payment['id']}",
+            )
+        ),
+        "events": rows(
+            await conn.fetch(
+                "SELECT kind, subject, subject_id, order_item_id, from_status, to_status, actor, "
+                "webhook_event_id, detail::text FROM order_events WHERE order_id = $1 ORDER BY id",
+                order["id"],
+            )
+        ),
+        "cart lines left": await conn.fetchval(
+            "SELECT count(*) FROM cart_items WHERE user_id = $1", buyer
+        ),
+        "leases left": await conn.fetchval("SELECT count(*) FROM call_leases"),
+    }
+
+
+def mask_answer(answer: Any) -> Any:
+    order = answer["order"]
+    return {
+        **answer,
+        "order": {
+            **order,
+            "id": "<order>",
+            "payment": {**order["payment"], "razorpayOrderId": "<razorpay order>"},
+        },
+    }
+
+
+async def compare(server: Server, graphql: str, plain: str, buyers: list[Seeded]) -> None:
+    seen: dict[str, Any] = {}
+    conn = await asyncpg.connect(**asyncpg_dsn(server))
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            for name, send, buyer in (
+                ("GraphQL", checkout_request(graphql, buyers[0]), buyers[0]),
+                ("plain", plain_request(plain, buyers[1]), buyers[1]),
+            ):
+                body = (await send(client)).json()
+                answer = body["data"]["checkout"] if name == "GraphQL" else body
+                seen[name] = {
+                    "answer": mask_answer(answer),
+                    "rows": await snapshot(conn, buyer.id),
+                }
+    finally:
+        await conn.close()
+    if os.environ.get("JOYCART_BENCH_SHOW"):
+        print(json.dumps(seen, indent=1, default=str))
+    g, p = seen.values()
+    if g != p:
+        raise SystemExit(f"the plain route's rows differ from GraphQL's: not comparable\n{seen}")
+    rows = g["rows"]
+    assert rows["payment"]["razorpay_order_id"] == "<razorpay order>", rows
+    kinds = [e["kind"] for e in rows["events"]]
+    line(
+        "plain rows == GraphQL rows",
+        f"yes (order {rows['order']['status']} {rows['order']['total_amount']}, "
+        f"{len(rows['items'])} items, payment {rows['payment']['status']} with a Razorpay order, "
+        f"job {rows['jobs'][0]['status']}, events {kinds})",
+    )
+
+
+async def measure(args: argparse.Namespace) -> None:
+    with temp_dir("joycart-bench-checkout-yardstick-") as tmp, Server(tmp / "data") as server:
+        warm = 10
+        buyers = await seed(server, 2 + 2 * warm + 2 * args.rounds * args.batch)
+        graphql = f"{server.url}/graphql"
+        plain, plain_url = start_plain(server)
+        try:
+            assert server.proc is not None
+            makers = {
+                "GraphQL": (checkout_request, graphql, server.proc.pid),
+                "plain": (plain_request, plain_url, plain.pid),
+            }
+            await compare(server, graphql, plain_url, buyers[:2])
+            rest = buyers[2:]
+            for make, url, _ in makers.values():  # warm pools, SDK clients, not counted
+                await run_batch([make(url, b) for b in rest[:warm]], concurrency=args.concurrency)
+                rest = rest[warm:]
+            rates: dict[str, list[float]] = {name: [] for name in makers}
+            cpu: dict[str, float] = dict.fromkeys(makers, 0.0)
+            simulator = 0.0
+            for r in range(1, args.rounds + 1):
+                for name, (make, url, pid) in makers.items():
+                    todo, rest = rest[: args.batch], rest[args.batch :]
+                    before, server_before = cpu_seconds(pid), cpu_seconds(server.proc.pid)
+                    result = await run_batch(
+                        [make(url, b) for b in todo], concurrency=args.concurrency
+                    )
+                    cpu[name] += cpu_seconds(pid) - before
+                    if name == "plain":  # the simulator answering the plain route's SDK calls
+                        simulator += cpu_seconds(server.proc.pid) - server_before
+                    ok = 0
+                    for body in result.bodies:
+                        if isinstance(body, dict) and name == "GraphQL":
+                            body = (body.get("data") or {}).get("checkout")
+                        if (
+                            isinstance(body, dict)
+                            and not body.get("errors")
+                            and ((body.get("order") or {}).get("payment") or {}).get(
+                                "razorpayOrderId"
+                            )
+                        ):
+                            ok += 1
+                    rate = ok / result.seconds
+                    rates[name].append(rate)
+                    statuses = ", ".join(f"{k}: {v}" for k, v in sorted(result.statuses.items()))
+                    line(
+                        f"round {r}: {name}",
+                        f"{rate:,.1f} checkouts/s ({ok} of {len(todo)} with a Razorpay order in "
+                        f"{result.seconds:.2f} s; HTTP {statuses})",
+                    )
+            for name in makers:
+                line(
+                    f"{name}, 1 process",
+                    f"{statistics.median(rates[name]):,.1f} checkouts/s (median), server CPU "
+                    f"{cpu[name] / (args.rounds * args.batch) * 1e3:.2f} ms/checkout",
+                )
+            line(
+                "  simulator, plain rounds",
+                f"server CPU {simulator / (args.rounds * args.batch) * 1e3:.2f} ms/checkout "
+                "(the simulated Razorpay runs inside `joycart serve`: included in GraphQL's "
+                "figure, not in plain's)",
+            )
+            ratios = [g / p for g, p in zip(rates["GraphQL"], rates["plain"], strict=True)]
+            line(
+                "ratio GraphQL / plain",
+                f"{statistics.median(ratios):.2f} (rounds {', '.join(f'{x:.2f}' for x in ratios)})",
+            )
+            conn = await asyncpg.connect(**asyncpg_dsn(server))
+            try:
+                drift = await conn.fetchval(
+                    """SELECT count(*) FROM (SELECT p.id FROM products p
+                         LEFT JOIN stock_ledger l ON l.product_id = p.id GROUP BY p.id
+                         HAVING p.stock <> COALESCE(SUM(l.delta), 0) OR p.stock < 0) d"""
+                )
+                unopened = await conn.fetchval(
+                    "SELECT count(*) FROM payments WHERE razorpay_order_id IS NULL"
+                )
+            finally:
+                await conn.close()
+            line(
+                "after both sides",
+                f"products whose stock differs from their ledger: {drift}; "
+                f"payment sessions without a Razorpay order: {unopened}",
+            )
+            if drift or unopened:
+                raise SystemExit(1)
+        finally:
+            plain.terminate()
+            plain.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--batch", type=int, default=100, help="checkouts per side per round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating GraphQL/plain rounds")
+    parser.add_argument("--concurrency", type=int, default=32)
+    asyncio.run(measure(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""The checkout yardstick's plain route: JoyCart's statements for a checkout, by hand.
+
+A Starlette app on `joycart.db.make_engine` that sends, with SQLAlchemy Core `text()`, the
+statements JoyCart sends for a checkout, in the same transactions: the access token's account;
+then the buyer row `FOR NO KEY UPDATE`, the cart, the idempotency read, the default address,
+the order, each product's guarded stock update in id order, the ledger and item rows, the
+payment session, the job that owes its Razorpay order, the cart delete, the ORDER_PLACED event;
+then the call lease, the session's attempt count, the same razorpay SDK `order.create` against
+the same simulated Razorpay, and the result under the lease (order and payment `FOR UPDATE`,
+the job settled, the current session, PAYMENT_SESSION_OPENED, the Razorpay order id), the lease
+released, and the answer's items. New orders only. `checkout_yardstick.py` starts it in its own
+uvicorn process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import sys
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from _harness import HOST
+
+CONFIG_ENV = "JOYCART_BENCH_CHECKOUT_CONFIG"
+WINDOW = timedelta(minutes=30)  # joycart's default payment_window_minutes
+
+SQL = {
+    "user": """SELECT users.id, users.email, users.name, users.role, users.password_hash,
+        users.token_version, users.created_at, false AS revoked FROM users
+        WHERE users.id = :id""",
+    "buyer_lock": "SELECT users.id FROM users WHERE users.id = :id FOR NO KEY UPDATE",
+    "cart": """SELECT products.id, products.seller_id, products.name, products.description,
+        products.price, products.currency, products.stock, products.deleted_at,
+        products.created_at, products.updated_at, cart_items.quantity FROM products
+        JOIN cart_items ON cart_items.product_id = products.id
+        WHERE cart_items.user_id = :buyer AND products.deleted_at IS NULL
+        ORDER BY cart_items.added_at, products.id""",
+    "existing": """SELECT orders.id FROM orders
+        WHERE orders.buyer_id = :buyer AND orders.idempotency_key = :key""",
+    "address": """SELECT addresses.id FROM addresses
+        WHERE addresses.user_id = :buyer AND addresses.is_default""",
+    "order": """INSERT INTO orders (id, buyer_id, status, total_amount, currency,
+        idempotency_key, request_fingerprint, expires_at, paid_at, created_at, updated_at)
+        VALUES (:id, :buyer, 'PENDING_PAYMENT', :total, 'INR', :key, :fingerprint, :expires,
+        NULL, :now, :now)""",
+    "take": """UPDATE products SET stock=(products.stock - :qty), updated_at=:now
+        WHERE products.id = :id AND products.deleted_at IS NULL AND products.stock >= :qty
+        RETURNING products.id""",
+    "payment": """INSERT INTO payments (id, order_id, sequence, receipt, amount, currency,
+        status, razorpay_order_id, razorpay_payment_id, gateway_attempts, last_gateway_error,
+        created_at, updated_at) VALUES (:id, :order, 1, :receipt, :amount, 'INR', 'CREATED',
+        NULL, NULL, 0, NULL, :now, :now)""",
+    "job": """INSERT INTO jobs (kind, payload, dedupe_key, status, run_at, attempts, created_at,
+        updated_at) VALUES ('create_gateway_order', CAST(:payload AS JSONB), :key, 'PENDING',
+        :run_at, 0, :now, :now) ON CONFLICT (dedupe_key) WHERE status = 'PENDING' DO NOTHING
+        RETURNING jobs.id""",
+    "cart_delete": "DELETE FROM cart_items WHERE cart_items.user_id = :buyer",
+    "event": """INSERT INTO order_events (order_id, kind, subject, subject_id, order_item_id,
+        from_status, to_status, actor, webhook_event_id, detail, created_at) VALUES (:order,
+        :kind, :subject, :subject_id, NULL, NULL, NULL, :actor, NULL, CAST(:detail AS JSONB),
+        :now) RETURNING order_events.id""",
+    "lease_take": """INSERT INTO call_leases (key, token, expires_at)
+        VALUES (:key, :token, (now() + interval '120 seconds')) ON CONFLICT (key) DO UPDATE
+        SET token = :token, expires_at = (now() + interval '120 seconds')
+        WHERE call_leases.expires_at < now() RETURNING call_leases.token""",
+    "payment_get": "SELECT * FROM payments WHERE payments.id = :id",
+    "order_get": "SELECT * FROM orders WHERE orders.id = :id",
+    "attempt": """UPDATE payments SET gateway_attempts=:attempts, updated_at=:now
+        WHERE payments.id = :id""",
+    "lease_confirm": "SELECT call_leases.token FROM call_leases WHERE call_leases.key = :key "
+    "FOR UPDATE",
+    "order_lock": "SELECT * FROM orders WHERE orders.id = :id FOR UPDATE",
+    "payment_lock": "SELECT * FROM payments WHERE payments.id = :id FOR UPDATE",
+    "settle": """UPDATE jobs SET status='DONE', locked_until=NULL, lease_token=NULL,
+        updated_at=:now WHERE jobs.dedupe_key = :key AND jobs.status = 'PENDING'""",
+    "current": """SELECT * FROM payments WHERE payments.order_id = :order
+        ORDER BY payments.sequence DESC LIMIT 1""",
+    "opened": """UPDATE payments SET razorpay_order_id=:rzp, updated_at=:now
+        WHERE payments.id = :id""",
+    "lease_drop": """DELETE FROM call_leases
+        WHERE call_leases.key = :key AND call_leases.token = :token""",
+    "items": """SELECT * FROM order_items WHERE order_items.order_id = :order
+        ORDER BY order_items.position""",
+}
+
+
+def plain_app(database_url: str, config: dict[str, str]) -> Any:
+    import razorpay
+    from sqlalchemy import text
+    from starlette.applications import Starlette
+    from starlette.requests import Request as HttpRequest
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    from joycart.db import make_engine
+    from joycart.security import decode_access_token
+
+    engine = make_engine(database_url)
+    sql = {name: text(statement) for name, statement in SQL.items()}
+    local = threading.local()
+
+    def sdk() -> Any:  # one SDK client per worker thread, as JoyCart's gateway keeps them
+        client = getattr(local, "client", None)
+        if client is None:
+            client = razorpay.Client(
+                auth=(config["key_id"], config["key_secret"]), base_url=config["url"]
+            )
+            client.set_app_details({"title": "JoyCart", "version": "0.1.0"})
+            version = client._get_version()
+            client._get_version = lambda: version
+            local.client = client
+        return client
+
+    def error(code: str, message: str) -> Response:
+        return JSONResponse({"order": None, "errors": [{"code": code, "message": message}]})
+
+    async def checkout(request: HttpRequest) -> Response:
+        auth = request.headers.get("authorization", "")
+        claims = decode_access_token(config["jwt_secret"], auth.removeprefix("Bearer "))
+        key = str(orjson.loads(await request.body())["key"])
+        async with engine.connect() as conn:
+            user = (await conn.execute(sql["user"], {"id": claims.user_id})).one_or_none()
+        if user is None or user.token_version != claims.token_version or user.role != "USER":
+            return JSONResponse({"error": "unauthenticated"}, status_code=401)
+        now = datetime.now(UTC)
+        order_id, payment_id = uuid.uuid4(), uuid.uuid4()
+        async with engine.begin() as conn:
+            await conn.execute(sql["buyer_lock"], {"id": user.id})
+            cart = (await conn.execute(sql["cart"], {"buyer": user.id})).all()
+            fingerprint = hashlib.sha256(
+                ";".join(
+                    f"{pid}:{qty}" for pid, qty in sorted((r.id, r.quantity) for r in cart)
+                ).encode()
+            ).hexdigest()
+            if await conn.scalar(sql["existing"], {"buyer": user.id, "key": key}):
+                raise NotImplementedError("the yardstick places new orders only")
+            if not cart:
+                return error("CART_EMPTY", "Your cart is empty.")
+            if await conn.scalar(sql["address"], {"buyer": user.id}):
+                raise NotImplementedError("the yardstick's buyers have no address")
+            total = sum(r.price * r.quantity for r in cart)
+            await conn.execute(
+                sql["order"],
+                {
+                    "id": order_id,
+                    "buyer": user.id,
+                    "total": total,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "expires": now + WINDOW,
+                    "now": now,
+                },
+            )
+            lines = sorted(cart, key=lambda r: r.id)
+            for r in lines:
+                taken = await conn.scalar(sql["take"], {"qty": r.quantity, "now": now, "id": r.id})
+                if taken is None:
+                    await conn.rollback()
+                    return error("OUT_OF_STOCK", f"Not enough {r.name!r} in stock.")
+            ledger = ", ".join(
+                f"(:p{i}, :d{i}, 'CHECKOUT', :order, :buyer, :now)" for i in range(len(lines))
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO stock_ledger (product_id, delta, reason, order_id, actor_id, "  # noqa: S608 (placeholders only)
+                    f"created_at) VALUES {ledger} RETURNING stock_ledger.id"
+                ),
+                {"order": order_id, "buyer": user.id, "now": now}
+                | {f"p{i}": r.id for i, r in enumerate(lines)}
+                | {f"d{i}": -r.quantity for i, r in enumerate(lines)},
+            )
+            items = ", ".join(
+                f"(:i{i}, :order, :p{i}, :s{i}, :n{i}, :u{i}, :c{i}, :q{i}, 0, NULL, 0, 0, 0, 0, "
+                f"'ACTIVE', {i}, :now)"
+                for i in range(len(lines))
+            )
+            values: dict[str, Any] = {"order": order_id, "now": now}
+            for i, r in enumerate(lines):
+                values |= {
+                    f"i{i}": uuid.uuid4(),
+                    f"p{i}": r.id,
+                    f"s{i}": r.seller_id,
+                    f"n{i}": r.name,
+                    f"u{i}": r.price,
+                    f"c{i}": r.currency,
+                    f"q{i}": r.quantity,
+                }
+            await conn.execute(
+                text(
+                    "INSERT INTO order_items (id, order_id, product_id, seller_id, product_name, "  # noqa: S608 (placeholders only)
+                    "unit_price, currency, quantity, cancelled_quantity, paid_quantity, "
+                    "shipped_quantity, delivered_quantity, return_requested_quantity, "
+                    f"returned_quantity, status, position, created_at) VALUES {items}"
+                ),
+                values,
+            )
+            await conn.execute(
+                sql["payment"],
+                {
+                    "id": payment_id,
+                    "order": order_id,
+                    "receipt": str(order_id),
+                    "amount": total,
+                    "now": now,
+                },
+            )
+            await conn.execute(
+                sql["job"],
+                {
+                    "payload": json.dumps({"payment_id": str(payment_id)}),
+                    "key": f"gateway-order:{payment_id}",
+                    "run_at": now + timedelta(seconds=5),
+                    "now": now,
+                },
+            )
+            await conn.execute(sql["cart_delete"], {"buyer": user.id})
+            await conn.execute(
+                sql["event"],
+                {
+                    "order": order_id,
+                    "kind": "ORDER_PLACED",
+                    "subject": "ORDER",
+                    "subject_id": order_id,
+                    "actor": f"user:{user.id}",
+                    "detail": json.dumps({"total": total, "idempotency_key": key}),
+                    "now": now,
+                },
+            )
+        lease_key, token = f"gateway-order:{payment_id}", uuid.uuid4()
+        async with engine.begin() as conn:
+            if await conn.scalar(sql["lease_take"], {"key": lease_key, "token": token}) != token:
+                raise NotImplementedError("the yardstick's leases are never contended")
+        try:
+            async with engine.begin() as conn:
+                payment = (await conn.execute(sql["payment_get"], {"id": payment_id})).one()
+                await conn.execute(sql["order_get"], {"id": order_id})
+                await conn.execute(
+                    sql["attempt"],
+                    {
+                        "attempts": payment.gateway_attempts + 1,
+                        "now": datetime.now(UTC),
+                        "id": payment_id,
+                    },
+                )
+            data = {
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "receipt": payment.receipt,
+                "notes": {"joycart_order_id": str(order_id), "joycart_payment_id": str(payment_id)},
+            }
+            created = await asyncio.to_thread(
+                lambda: sdk().order.create(data, timeout=float(config["timeout"]))
+            )
+            async with engine.begin() as conn:
+                if await conn.scalar(sql["lease_confirm"], {"key": lease_key}) != token:
+                    raise NotImplementedError("the yardstick's leases are never taken over")
+                await conn.execute(sql["order_lock"], {"id": order_id})
+                await conn.execute(sql["payment_lock"], {"id": payment_id})
+                now = datetime.now(UTC)
+                await conn.execute(sql["settle"], {"now": now, "key": lease_key})
+                current = (await conn.execute(sql["current"], {"order": order_id})).one()
+                assert current.id == payment_id
+                await conn.execute(
+                    sql["event"],
+                    {
+                        "order": order_id,
+                        "kind": "PAYMENT_SESSION_OPENED",
+                        "subject": "PAYMENT",
+                        "subject_id": payment_id,
+                        "actor": "system",
+                        "detail": json.dumps(
+                            {
+                                "razorpay_order_id": created["id"],
+                                "amount": payment.amount,
+                                "found_by_receipt": False,
+                            }
+                        ),
+                        "now": now,
+                    },
+                )
+                await conn.execute(
+                    sql["opened"], {"rzp": created["id"], "now": now, "id": payment_id}
+                )
+        finally:
+            async with engine.begin() as conn:
+                await conn.execute(sql["lease_drop"], {"key": lease_key, "token": token})
+        async with engine.connect() as conn:
+            rows = (await conn.execute(sql["items"], {"order": order_id})).all()
+        order = {
+            "id": str(order_id),
+            "status": "PENDING_PAYMENT",
+            "total": {"amount": total, "currency": "INR"},
+            "items": [{"quantity": r.quantity} for r in rows],
+            "payment": {
+                "status": "CREATED",
+                "amount": {"amount": payment.amount},
+                "razorpayOrderId": created["id"],
+            },
+        }
+        return JSONResponse({"order": order, "errors": []})
+
+    return Starlette(routes=[Route("/checkout", checkout, methods=["POST"])])
+
+
+def main() -> None:
+    """`plain_checkout.py PORT DATABASE_URL`, its secrets and simulator URL in the environment."""
+    import uvicorn
+
+    port, database_url = int(sys.argv[1]), sys.argv[2]
+    app = plain_app(database_url, json.loads(os.environ[CONFIG_ENV]))
+    uvicorn.run(app, host=HOST, port=port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
