@@ -34,36 +34,13 @@ from _harness import Server, line, load_post, temp_dir  # noqa: E402
 PATHS = ("catalog", "checkout", "webhook", "workers2")
 
 
-def run_catalog(duration: float, rounds: int) -> tuple[str, list[str]]:
-    """catalog.py in its own process; its per-round req/s give the median ratio."""
-    out = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "catalog.py"),
-            "--duration",
-            str(duration),
-            "--rounds",
-            str(rounds),
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    print(out, end="", flush=True)
-    g = [float(x.replace(",", "")) for x in re.findall(r"GraphQL\s+([\d,]+) req/s", out)]
-    p = [float(x.replace(",", "")) for x in re.findall(r"plain\s+([\d,]+) req/s", out)]
-    ratios = [a / b for a, b in zip(g, p, strict=True)]
-    cpu = re.findall(r"^(GraphQL|plain), 1 process.*?server CPU ([\d.]+) ms", out, re.M)
-    extra = [f"cpu catalog {name} {ms} ms/request" for name, ms in cpu]
-    return f"{statistics.median(ratios):.2f}", extra
-
-
 def run_yardstick(
-    script: str, side: str, rate: str, unit: str, rounds: int
+    path: str, script: str, side: str, rate: str, unit: str, options: list[str]
 ) -> tuple[str, list[str]]:
-    """A yardstick script in its own process; its per-round rates give the median ratio."""
+    """A comparison script in its own process; its per-round rates give the median ratio of
+    `side` (GraphQL or JoyCart's route) to the plain route."""
     out = subprocess.run(
-        [sys.executable, str(HERE / script), "--rounds", str(rounds)],
+        [sys.executable, str(HERE / script), *options],
         capture_output=True,
         text=True,
         check=True,
@@ -73,7 +50,6 @@ def run_yardstick(
     plain = [float(x.replace(",", "")) for x in re.findall(rf"plain\s+([\d,.]+) {rate}", out)]
     ratios = [a / b for a, b in zip(ours, plain, strict=True)]
     cpu = re.findall(rf"^({side}|plain), 1 process.*?server CPU ([\d.]+) ms", out, re.M)
-    path = "checkout" if script.startswith("checkout") else "webhook"
     extra = [f"cpu {path} {name} {ms} ms/{unit}" for name, ms in cpu]
     return f"{statistics.median(ratios):.2f}", extra
 
@@ -106,17 +82,25 @@ def main() -> None:
     args = parser.parse_args()
     chosen = args.only or list(PATHS)
     summary: list[str] = []
+    rounds = ["--rounds", str(args.rounds)]
     for path in chosen:
         print(f"== {path}", flush=True)
         if path == "catalog":
-            ratio, extra = run_catalog(args.duration, args.rounds)
+            ratio, extra = run_yardstick(
+                "catalog",
+                "catalog.py",
+                "GraphQL",
+                "req/s",
+                "request",
+                ["--duration", str(args.duration), "--rounds", str(args.rounds)],
+            )
         elif path == "webhook":
             ratio, extra = run_yardstick(
-                "webhook.py", "JoyCart", "applied/s", "webhook", args.rounds
+                "webhook", "webhook.py", "JoyCart", "applied/s", "webhook", rounds
             )
         elif path == "checkout":
             ratio, extra = run_yardstick(
-                "checkout_yardstick.py", "GraphQL", "checkouts/s", "checkout", args.rounds
+                "checkout", "checkout_yardstick.py", "GraphQL", "checkouts/s", "checkout", rounds
             )
         elif path == "workers2":
             ratio, extra = run_workers2(args.duration, args.rounds)
