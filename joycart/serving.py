@@ -5,10 +5,11 @@ worker is a task beside it.
 
 With `--workers N` the parent process starts the embedded database (if any), the simulated
 gateway (in development) and applies the migrations, once, before any API process exists. It
-then binds the port and hands it to uvicorn's own multiprocess supervisor. We use uvicorn's
-rather than our own or gunicorn's: it is already a dependency, it restarts an API process that
-dies, and it passes SIGTERM/SIGINT on and waits for each process to drain. The background worker
-runs once, on a thread of the parent, never in the API processes.
+then binds the port, one `SO_REUSEPORT` socket per API process so the kernel spreads connections
+over them, and hands them to uvicorn's multiprocess supervisor (`joycart.supervisor`). We build
+on uvicorn's rather than our own or gunicorn's: it is already a dependency, it restarts an API
+process that dies, and it passes SIGTERM/SIGINT on and waits for each process to drain. The
+background worker runs once, on a thread of the parent, never in the API processes.
 
 Stopping (SIGTERM or Ctrl-C): the listening socket is closed so no new connection is accepted;
 each API process finishes the requests it has (up to JOYCART_DRAIN_SECONDS, 20 s by default);
@@ -28,7 +29,6 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.supervisors import Multiprocess
 
 from joycart import migrate
 from joycart.app import create_app
@@ -37,6 +37,7 @@ from joycart.config import ConfigError, Settings, resolve_settings
 from joycart.db import Sessions
 from joycart.observability import logs, metrics
 from joycart.runtime import Runtime
+from joycart.supervisor import Supervisor, bind_sockets
 
 log = logging.getLogger("joycart")
 
@@ -227,33 +228,6 @@ class BackgroundWorker:
             log.warning("the background worker did not stop within %.0f s", timeout)
 
 
-class Supervisor(Multiprocess):
-    """uvicorn's supervisor, plus: the parent's copy of the listening socket closes on the first
-    stop signal (else the kernel keeps completing connections nobody will accept while the API
-    processes drain), and the live gauges of an API process that died are dropped."""
-
-    def _stop_listening(self) -> None:
-        for sock in self.sockets:
-            sock.close()
-
-    def handle_term(self) -> None:
-        self._stop_listening()
-        super().handle_term()
-
-    def handle_int(self) -> None:
-        self._stop_listening()
-        super().handle_int()
-
-    def keep_subprocess_alive(self) -> None:
-        before = {p.pid for p in self.processes}
-        super().keep_subprocess_alive()
-        for gone in before - {p.pid for p in self.processes}:
-            if gone is not None:
-                from prometheus_client import multiprocess
-
-                multiprocess.mark_process_dead(gone)  # type: ignore[no-untyped-call]
-
-
 def serve_many(settings: Settings, host: str, port: int, processes: int, with_worker: bool) -> None:
     runtime = Runtime(settings)
     public = public_url(settings, host, port)
@@ -267,15 +241,16 @@ def serve_many(settings: Settings, host: str, port: int, processes: int, with_wo
         config = server_config(
             APP_FACTORY, settings, factory=True, host=host, port=port, workers=processes
         )
-        sock = config.bind_socket()
+        sockets = bind_sockets(host, port, processes)
         if with_worker:
             background = BackgroundWorker(settings, url, api_url)
             background.start()
         _ready(public, settings, processes)
         try:
-            Supervisor(config, sockets=[sock]).run()
+            Supervisor(config, sockets).run()
         finally:
-            sock.close()
+            for sock in sockets:
+                sock.close()
     finally:
         if background is not None:
             background.stop(timeout=settings.drain_seconds + 15)
