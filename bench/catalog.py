@@ -59,7 +59,7 @@ QUERY = """{ products(first: 50) { edges { cursor node { id name description
 
 
 def plain_app(database_url: str) -> Any:
-    from sqlalchemy import select
+    from sqlalchemy import ARRAY, Uuid, any_, bindparam, select
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
@@ -69,9 +69,30 @@ def plain_app(database_url: str) -> Any:
     from joycart.models import Product, ProductImage, User
 
     engine = make_engine(database_url)
-    products = Product.__table__
-    users = User.__table__
-    images = ProductImage.__table__
+    products = Product.__table__.c
+    users = User.__table__.c
+    images = ProductImage.__table__.c
+    keys = bindparam("keys", type_=ARRAY(Uuid()))
+    page_of = (
+        select(
+            products.id,
+            products.seller_id,
+            products.name,
+            products.description,
+            products.price,
+            products.currency,
+            products.stock,
+            products.created_at,
+        )
+        .where(products.deleted_at.is_(None))
+        .order_by(products.created_at.desc(), products.id.desc())
+    )
+    sellers_of = select(users.id, users.email, users.name, users.role).where(users.id == any_(keys))
+    images_of = (
+        select(images.id, images.product_id, images.url)
+        .where(images.product_id == any_(keys))
+        .order_by(images.created_at, images.id)
+    )
 
     def cursor(created_at: Any, row_id: Any) -> str:
         raw = f"{created_at.isoformat()}|{row_id}".encode()
@@ -80,30 +101,12 @@ def plain_app(database_url: str) -> Any:
     async def products_page(request: Request) -> Response:
         first = int(orjson.loads(await request.body()).get("first", 20))
         async with engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(products)
-                    .where(products.c.deleted_at.is_(None))
-                    .order_by(products.c.created_at.desc(), products.c.id.desc())
-                    .limit(first + 1)
-                )
-            ).all()
+            rows = (await conn.execute(page_of.limit(first + 1))).all()
             page = rows[:first]
             seller_ids = list(dict.fromkeys(r.seller_id for r in page))
-            sellers = {
-                r.id: r
-                for r in await conn.execute(
-                    select(users.c.id, users.c.email, users.c.name, users.c.role).where(
-                        users.c.id.in_(seller_ids)
-                    )
-                )
-            }
+            sellers = {r.id: r for r in await conn.execute(sellers_of, {"keys": seller_ids})}
             by_product: dict[Any, list[Any]] = defaultdict(list)
-            for r in await conn.execute(
-                select(images.c.id, images.c.product_id, images.c.url)
-                .where(images.c.product_id.in_([p.id for p in page]))
-                .order_by(images.c.created_at, images.c.id)
-            ):
+            for r in await conn.execute(images_of, {"keys": [p.id for p in page]}):
                 by_product[r.product_id].append(r)
         edges = [
             {

@@ -19,6 +19,7 @@ from joycart import models
 from joycart.models.orders import OrderItemStatus, OrderStatus
 from joycart.models.payments import PaymentStatus, RefundReason, RefundStatus
 from joycart.models.users import Role
+from joycart.resolvers.catalog import ProductCard
 from joycart.schema.context import Context
 from joycart.schema.loaders import ImageCard, UserCard
 from joycart.schema.viewer import Viewer
@@ -71,7 +72,7 @@ class Product:
     price: Money
     stock: int
     created_at: datetime
-    row: strawberry.Private[models.Product]
+    row: strawberry.Private[models.Product | ProductCard]
     viewer: strawberry.Private[Viewer]
     # Filled by `Product.many` for a whole page at once (through the same DataLoaders), so the
     # page's fields complete synchronously: an awaitable per field is what makes GraphQL slow.
@@ -81,7 +82,7 @@ class Product:
     @classmethod
     def of(
         cls,
-        row: models.Product,
+        row: models.Product | ProductCard,
         viewer: Viewer,
         *,
         seller: User | None = None,
@@ -105,7 +106,7 @@ class Product:
         cls,
         info: JCInfo,
         session: AsyncSession,
-        rows: Sequence[models.Product],
+        rows: Sequence[models.Product | ProductCard],
         viewer: Viewer,
         *,
         seller: bool,

@@ -15,9 +15,10 @@ import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from functools import cached_property
 from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -89,20 +90,33 @@ class ImageCard(NamedTuple):
     url: str
 
 
+_USERS = User.__table__.c
+_IMAGES = ProductImage.__table__.c
+# Built once, with the keys as one array parameter (`= ANY($1)`): the SQL text is the same for
+# any number of keys, so nothing is rendered per request and the server's prepared statement
+# is reused. `IN (...)` rendered one parameter per key on every execution.
+_KEYS = bindparam("keys", type_=ARRAY(Uuid()))
+_USER_CARDS = select(_USERS.id, _USERS.email, _USERS.name, _USERS.role).where(
+    _USERS.id == any_(_KEYS)
+)
+_IMAGE_CARDS = (
+    select(_IMAGES.id, _IMAGES.product_id, _IMAGES.url)
+    .where(_IMAGES.product_id == any_(_KEYS))
+    .order_by(_IMAGES.created_at, _IMAGES.id)
+)
+
+
 async def _user_cards(session: AsyncSession, keys: Sequence[K]) -> list[UserCard | None]:
-    rows = await session.execute(
-        select(User.id, User.email, User.name, User.role).where(User.id.in_(keys))
-    )
+    # Core on the session's connection: plain columns need no ORM compile or loading step.
+    conn = await session.connection()
+    rows = await conn.execute(_USER_CARDS, {"keys": list(keys)})
     found = {row[0]: UserCard._make(row) for row in rows}
     return [found.get(key) for key in keys]
 
 
 async def _image_cards(session: AsyncSession, keys: Sequence[K]) -> list[list[ImageCard]]:
-    rows = await session.execute(
-        select(ProductImage.id, ProductImage.product_id, ProductImage.url)
-        .where(ProductImage.product_id.in_(keys))
-        .order_by(ProductImage.created_at, ProductImage.id)
-    )
+    conn = await session.connection()
+    rows = await conn.execute(_IMAGE_CARDS, {"keys": list(keys)})
     groups: dict[K, list[ImageCard]] = defaultdict(list)
     for row in rows:
         groups[row[1]].append(ImageCard._make(row))
@@ -180,30 +194,65 @@ async def _order_address(session: AsyncSession, keys: Sequence[K]) -> list[Order
 
 
 class Loaders:
+    """The request's loaders, each built on first use (a catalogue page needs two of them)."""
+
     def __init__(self, sessions: SessionSource) -> None:
-        self.users = SessionLoader[UserCard | None](sessions, _user_cards)
-        self.products = SessionLoader[Product | None](sessions, _by_id(Product))
-        self.orders = SessionLoader[Order | None](sessions, _by_id(Order))
-        self.images_by_product = SessionLoader[list[ImageCard]](sessions, _image_cards)
-        self.items_by_order = SessionLoader[list[OrderItem]](
-            sessions, _grouped(OrderItem, OrderItem.order_id, OrderItem.position)
+        self._sessions = sessions
+
+    def _loader(self, fetch: Fetch[V]) -> SessionLoader[V]:
+        return SessionLoader(self._sessions, fetch)
+
+    @cached_property
+    def users(self) -> SessionLoader[UserCard | None]:
+        return self._loader(_user_cards)
+
+    @cached_property
+    def products(self) -> SessionLoader[Product | None]:
+        return self._loader(_by_id(Product))
+
+    @cached_property
+    def orders(self) -> SessionLoader[Order | None]:
+        return self._loader(_by_id(Order))
+
+    @cached_property
+    def images_by_product(self) -> SessionLoader[list[ImageCard]]:
+        return self._loader(_image_cards)
+
+    @cached_property
+    def items_by_order(self) -> SessionLoader[list[OrderItem]]:
+        return self._loader(_grouped(OrderItem, OrderItem.order_id, OrderItem.position))
+
+    @cached_property
+    def refunds_by_order(self) -> SessionLoader[list[Refund]]:
+        return self._loader(_grouped(Refund, Refund.order_id, Refund.created_at))
+
+    @cached_property
+    def refunds_by_item(self) -> SessionLoader[list[Refund]]:
+        return self._loader(_grouped(Refund, Refund.order_item_id, Refund.created_at))
+
+    @cached_property
+    def payment_by_order(self) -> SessionLoader[Payment | None]:
+        return self._loader(_current_payment)
+
+    @cached_property
+    def events_by_order(self) -> SessionLoader[list[OrderEvent]]:
+        return self._loader(_recent_events)
+
+    # Fulfilment (schema/fulfilment.py, schema/addresses.py).
+    @cached_property
+    def address_by_order(self) -> SessionLoader[OrderAddress | None]:
+        return self._loader(_order_address)
+
+    @cached_property
+    def shipments_by_order(self) -> SessionLoader[list[Shipment]]:
+        return self._loader(_grouped(Shipment, Shipment.order_id, Shipment.created_at))
+
+    @cached_property
+    def lines_by_shipment(self) -> SessionLoader[list[ShipmentLine]]:
+        return self._loader(
+            _grouped(ShipmentLine, ShipmentLine.shipment_id, ShipmentLine.order_item_id)
         )
-        self.refunds_by_order = SessionLoader[list[Refund]](
-            sessions, _grouped(Refund, Refund.order_id, Refund.created_at)
-        )
-        self.refunds_by_item = SessionLoader[list[Refund]](
-            sessions, _grouped(Refund, Refund.order_item_id, Refund.created_at)
-        )
-        self.payment_by_order = SessionLoader[Payment | None](sessions, _current_payment)
-        self.events_by_order = SessionLoader[list[OrderEvent]](sessions, _recent_events)
-        # Fulfilment (schema/fulfilment.py, schema/addresses.py).
-        self.address_by_order = SessionLoader[OrderAddress | None](sessions, _order_address)
-        self.shipments_by_order = SessionLoader[list[Shipment]](
-            sessions, _grouped(Shipment, Shipment.order_id, Shipment.created_at)
-        )
-        self.lines_by_shipment = SessionLoader[list[ShipmentLine]](
-            sessions, _grouped(ShipmentLine, ShipmentLine.shipment_id, ShipmentLine.order_item_id)
-        )
-        self.returns_by_order = SessionLoader[list[Return]](
-            sessions, _grouped(Return, Return.order_id, Return.created_at)
-        )
+
+    @cached_property
+    def returns_by_order(self) -> SessionLoader[list[Return]]:
+        return self._loader(_grouped(Return, Return.order_id, Return.created_at))

@@ -56,8 +56,10 @@ DEFAULT_PAGE = 20
 
 
 class Keyed(Protocol):
-    created_at: datetime
-    id: uuid.UUID
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def id(self) -> uuid.UUID: ...
 
 
 def connection(rows: Sequence[Keyed], nodes: Sequence[NodeT], has_next: bool) -> Connection[NodeT]:

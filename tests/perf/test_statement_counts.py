@@ -59,6 +59,14 @@ async def test_catalogue_page_of_fifty_with_sellers_and_images_is_three_statemen
         data = await api.gql(CATALOGUE)
     assert len(data["products"]["edges"]) == 50
     sent.check(3)
+    # The sellers and images are looked up with the keys as one array parameter: the SQL text
+    # is the same whatever the page size, so it is not re-rendered per request and PostgreSQL
+    # reuses its prepared statement (`IN (...)` rendered one parameter per key).
+    with counting(services) as small:
+        await api.gql(CATALOGUE.replace("first: 50", "first: 2"))
+    small.check(3)
+    assert small[1:] == sent[1:]
+    assert all("= ANY (" in statement for statement in sent[1:]), sent
 
 
 @pytest.mark.parametrize(("lines", "expected"), [(1, 26), (3, 28)])
