@@ -26,6 +26,7 @@ from joycart.schema.auth import AuthMutation, AuthQuery
 from joycart.schema.catalog import CatalogMutation, CatalogQuery
 from joycart.schema.cost import QueryCostRule
 from joycart.schema.errors import MaskInternalErrors
+from joycart.schema.executor import LeanExecutor
 from joycart.schema.fulfilment import FulfilmentMutation
 from joycart.schema.images import ImagesMutation
 from joycart.schema.orders import OrdersMutation, OrdersQuery
@@ -80,6 +81,7 @@ def build_schema(*, production: bool = False) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=_extensions(production),
+        execution_context_class=LeanExecutor,
         config=StrawberryConfig(disable_field_suggestions=production),
     )
 
