@@ -1,8 +1,9 @@
 """What the benchmarks share: start and stop `joycart serve`, seed over SQL, generate load.
 
 Everything targets 127.0.0.1. The server is a subprocess on a temporary data dir (embedded
-PostgreSQL, simulated Razorpay, rate limits off); `Server.stop()` sends SIGTERM and checks that
-the process exited and that its embedded PostgreSQL is stopped too.
+PostgreSQL, rate limits off) whose Razorpay is the simulator in a process of its own
+(`_razorpay.py`); `Server.stop()` sends SIGTERM to both and checks that they exited and that the
+embedded PostgreSQL is stopped too.
 
 Load: `wrk` when it is on PATH (a Lua script written into a temp dir sets the POST body and
 headers), otherwise a small asyncio + httpx generator; `LoadResult.tool` says which ran.
@@ -11,6 +12,7 @@ headers), otherwise a small asyncio + httpx generator; `LoadResult.tool` says wh
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -30,6 +32,7 @@ from typing import Any
 
 import asyncpg
 import httpx
+from _razorpay import RazorpayProcess
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -77,6 +80,9 @@ class Server:
         self.started_at = 0.0
         self.log_path = data_dir.parent / f"{data_dir.name}-serve-{self.port}.log"
         self._postmaster_pid: int | None = None
+        self.razorpay = RazorpayProcess(
+            f"{self.url}/webhooks/razorpay", data_dir.parent / f"{data_dir.name}-razorpay.log"
+        )
 
     @property
     def pgdata(self) -> Path:
@@ -91,6 +97,9 @@ class Server:
         )
         for name in ("JOYCART_DATABASE_URL", "JOYCART_RAZORPAY_KEY_ID", "JOYCART_CLOUDINARY_URL"):
             env.pop(name, None)
+        if not self.razorpay.url:
+            self.razorpay.start()
+        env.update(self.razorpay.env())
         log = self.log_path.open("ab")
         self.started_at = time.perf_counter()
         self.proc = subprocess.Popen(
@@ -150,11 +159,24 @@ class Server:
         return f"postgresql+asyncpg://postgres@/joycart?host={self.socket_dir}"
 
     def secrets(self) -> dict[str, str]:
+        """The data dir's development secrets (the JWT secret), with the Razorpay credentials
+        actually in use: the simulator process's."""
         raw: dict[str, str] = json.loads((self.data_dir / "dev-secrets.json").read_text())
-        return raw
+        return raw | {
+            "razorpay_key_secret": self.razorpay.key_secret,
+            "razorpay_webhook_secret": self.razorpay.webhook_secret,
+        }
 
     def stop(self, timeout: float = 30.0) -> str:
-        """SIGTERM; checks the process exited and the embedded PostgreSQL is down."""
+        """SIGTERM; checks the server exited, the embedded PostgreSQL is down and the simulated
+        Razorpay exited."""
+        try:
+            status = self._stop_server(timeout)
+        finally:
+            razorpay = self.razorpay.stop()
+        return f"{status}; simulated Razorpay {razorpay}"
+
+    def _stop_server(self, timeout: float) -> str:
         if self.proc is None:
             return "not started"
         pid = self._postmaster_pid or self._read_postmaster_pid()
@@ -187,7 +209,7 @@ class Server:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.proc is not None:
+        if self.proc is not None or self.razorpay.proc is not None:
             try:
                 status = self.stop()
             except RuntimeError as err:
@@ -196,6 +218,8 @@ class Server:
             line("server stop", status)
 
     def kill(self) -> None:
+        with contextlib.suppress(RuntimeError):
+            self.razorpay.stop()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
