@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import bindparam, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +26,24 @@ from joycart.models import CallLease
 # Longer than any gateway call (its timeout plus a look-up), so a live caller keeps its lease.
 LEASE_SECONDS = 120
 WAIT_SECONDS = 45.0
+
+
+# Built once (every checkout takes, confirms and releases a lease).
+_EXPIRES = func.now() + text(f"interval '{LEASE_SECONDS} seconds'")
+_TAKE = (
+    insert(CallLease)
+    .values(key=bindparam("key"), token=bindparam("token"), expires_at=_EXPIRES)
+    .on_conflict_do_update(
+        index_elements=[CallLease.key],
+        set_={"token": bindparam("token"), "expires_at": _EXPIRES},
+        where=CallLease.expires_at < func.now(),
+    )
+    .returning(CallLease.token)
+)
+_HOLDER = select(CallLease.token).where(CallLease.key == bindparam("key")).with_for_update()
+_RELEASE = delete(CallLease).where(
+    CallLease.key == bindparam("key"), CallLease.token == bindparam("token")
+)
 
 
 class LockBusy(GatewayUnavailable):
@@ -40,27 +58,16 @@ class Lease:
 
     async def confirm(self, session: AsyncSession) -> None:
         """Inside the result's transaction: raise `LockBusy` unless the lease is still ours."""
-        token = await session.scalar(
-            select(CallLease.token).where(CallLease.key == self.key).with_for_update()
-        )
+        conn = await session.connection()
+        token = await conn.scalar(_HOLDER, {"key": self.key})
         if token != self.token:
             raise LockBusy(f"The call lease {self.key} was taken over; the call will be retried.")
 
 
 async def _take(sessions: Sessions, key: str, token: uuid.UUID) -> bool:
-    expires = func.now() + text(f"interval '{LEASE_SECONDS} seconds'")
-    stmt = (
-        insert(CallLease)
-        .values(key=key, token=token, expires_at=expires)
-        .on_conflict_do_update(
-            index_elements=[CallLease.key],
-            set_={"token": token, "expires_at": expires},
-            where=CallLease.expires_at < func.now(),
-        )
-        .returning(CallLease.token)
-    )
     async with sessions() as session, session.begin():
-        taken: uuid.UUID | None = await session.scalar(stmt)
+        conn = await session.connection()
+        taken: uuid.UUID | None = await conn.scalar(_TAKE, {"key": key, "token": token})
     return taken == token
 
 
@@ -77,6 +84,5 @@ async def external_call_lock(sessions: Sessions, key: str, *, wait: bool) -> Asy
         yield Lease(key, token, sessions)
     finally:
         async with sessions() as session, session.begin():
-            await session.execute(
-                delete(CallLease).where(CallLease.key == key, CallLease.token == token)
-            )
+            conn = await session.connection()
+            await conn.execute(_RELEASE, {"key": key, "token": token})
