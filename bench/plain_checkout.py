@@ -3,8 +3,9 @@
 A Starlette app on `joycart.db.make_engine` that sends, with SQLAlchemy Core `text()`, the
 statements JoyCart sends for a checkout, in the same transactions: the access token's account;
 then the buyer row `FOR NO KEY UPDATE`, the cart, the idempotency read, the default address,
-the order, each product's guarded stock update in id order, the ledger and item rows, the
-payment session, the job that owes its Razorpay order, the cart delete, the ORDER_PLACED event;
+the order, each product's guarded stock update in id order, the ledger and item rows (one
+`executemany` each), the payment session, the job that owes its Razorpay order, the cart
+delete, the ORDER_PLACED event;
 then the call lease, the session's attempt count, the same razorpay SDK `order.create` against
 the same simulated Razorpay, and the result under the lease (order and payment `FOR UPDATE`,
 the job settled, the current session, PAYMENT_SESSION_OPENED, the Razorpay order id), the lease
@@ -35,13 +36,14 @@ SQL = {
         users.token_version, users.created_at, false AS revoked FROM users
         WHERE users.id = :id""",
     "buyer_lock": "SELECT users.id FROM users WHERE users.id = :id FOR NO KEY UPDATE",
-    "cart": """SELECT products.id, products.seller_id, products.name, products.description,
-        products.price, products.currency, products.stock, products.deleted_at,
-        products.created_at, products.updated_at, cart_items.quantity FROM products
+    "cart": """SELECT products.id, products.seller_id, products.name, products.price,
+        products.currency, cart_items.quantity FROM products
         JOIN cart_items ON cart_items.product_id = products.id
         WHERE cart_items.user_id = :buyer AND products.deleted_at IS NULL
         ORDER BY cart_items.added_at, products.id""",
-    "existing": """SELECT orders.id FROM orders
+    "existing": """SELECT orders.id, orders.buyer_id, orders.status, orders.total_amount,
+        orders.currency, orders.idempotency_key, orders.request_fingerprint, orders.expires_at,
+        orders.paid_at, orders.created_at, orders.updated_at FROM orders
         WHERE orders.buyer_id = :buyer AND orders.idempotency_key = :key""",
     "address": """SELECT addresses.id FROM addresses
         WHERE addresses.user_id = :buyer AND addresses.is_default""",
@@ -52,6 +54,13 @@ SQL = {
     "take": """UPDATE products SET stock=(products.stock - :qty), updated_at=:now
         WHERE products.id = :id AND products.deleted_at IS NULL AND products.stock >= :qty
         RETURNING products.id""",
+    "ledger": """INSERT INTO stock_ledger (product_id, delta, reason, order_id, actor_id,
+        created_at) VALUES (:product, :delta, 'CHECKOUT', :order, :buyer, :now)""",
+    "item": """INSERT INTO order_items (id, order_id, product_id, seller_id, product_name,
+        unit_price, currency, quantity, cancelled_quantity, paid_quantity, shipped_quantity,
+        delivered_quantity, return_requested_quantity, returned_quantity, status, position,
+        created_at) VALUES (:id, :order, :product, :seller, :name, :price, :currency, :quantity,
+        0, NULL, 0, 0, 0, 0, 'ACTIVE', :position, :now)""",
     "payment": """INSERT INTO payments (id, order_id, sequence, receipt, amount, currency,
         status, razorpay_order_id, razorpay_payment_id, gateway_attempts, last_gateway_error,
         created_at, updated_at) VALUES (:id, :order, 1, :receipt, :amount, 'INR', 'CREATED',
@@ -163,42 +172,36 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
                 if taken is None:
                     await conn.rollback()
                     return error("OUT_OF_STOCK", f"Not enough {r.name!r} in stock.")
-            ledger = ", ".join(
-                f"(:p{i}, :d{i}, 'CHECKOUT', :order, :buyer, :now)" for i in range(len(lines))
+            await conn.execute(
+                sql["ledger"],
+                [
+                    {
+                        "product": r.id,
+                        "delta": -r.quantity,
+                        "order": order_id,
+                        "buyer": user.id,
+                        "now": now,
+                    }
+                    for r in lines
+                ],
             )
             await conn.execute(
-                text(
-                    "INSERT INTO stock_ledger (product_id, delta, reason, order_id, actor_id, "  # noqa: S608 (placeholders only)
-                    f"created_at) VALUES {ledger} RETURNING stock_ledger.id"
-                ),
-                {"order": order_id, "buyer": user.id, "now": now}
-                | {f"p{i}": r.id for i, r in enumerate(lines)}
-                | {f"d{i}": -r.quantity for i, r in enumerate(lines)},
-            )
-            items = ", ".join(
-                f"(:i{i}, :order, :p{i}, :s{i}, :n{i}, :u{i}, :c{i}, :q{i}, 0, NULL, 0, 0, 0, 0, "
-                f"'ACTIVE', {i}, :now)"
-                for i in range(len(lines))
-            )
-            values: dict[str, Any] = {"order": order_id, "now": now}
-            for i, r in enumerate(lines):
-                values |= {
-                    f"i{i}": uuid.uuid4(),
-                    f"p{i}": r.id,
-                    f"s{i}": r.seller_id,
-                    f"n{i}": r.name,
-                    f"u{i}": r.price,
-                    f"c{i}": r.currency,
-                    f"q{i}": r.quantity,
-                }
-            await conn.execute(
-                text(
-                    "INSERT INTO order_items (id, order_id, product_id, seller_id, product_name, "  # noqa: S608 (placeholders only)
-                    "unit_price, currency, quantity, cancelled_quantity, paid_quantity, "
-                    "shipped_quantity, delivered_quantity, return_requested_quantity, "
-                    f"returned_quantity, status, position, created_at) VALUES {items}"
-                ),
-                values,
+                sql["item"],
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "order": order_id,
+                        "product": r.id,
+                        "seller": r.seller_id,
+                        "name": r.name,
+                        "price": r.price,
+                        "currency": r.currency,
+                        "quantity": r.quantity,
+                        "position": i,
+                        "now": now,
+                    }
+                    for i, r in enumerate(lines)
+                ],
             )
             await conn.execute(
                 sql["payment"],

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart.db import Sessions
@@ -26,6 +27,7 @@ from joycart.resolvers.locks import external_call_lock
 log = logging.getLogger("joycart.payments")
 
 OPEN_SESSION_STATES = (PaymentStatus.CREATED, PaymentStatus.FAILED)
+_INSERT_PAYMENT = insert(Payment)
 
 
 def receipt_for(order: Order, sequence: int) -> str:
@@ -70,6 +72,36 @@ async def new_session(
         dedupe_key=f"gateway-order:{payment.id}",
     )
     return payment
+
+
+async def first_session(session: AsyncSession, *, order: Order, now: datetime) -> Payment:
+    """`new_session` for a new order's first session (checkout), written at once with one
+    prebuilt INSERT: nothing else of the order is pending in the session to flush before it."""
+    values = {
+        "id": uuid.uuid4(),
+        "order_id": order.id,
+        "sequence": 1,
+        "receipt": receipt_for(order, 1),
+        "amount": order.total_amount,
+        "currency": order.currency,
+        "status": PaymentStatus.CREATED,
+        "razorpay_order_id": None,
+        "razorpay_payment_id": None,
+        "gateway_attempts": 0,
+        "last_gateway_error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    conn = await session.connection()
+    await conn.execute(_INSERT_PAYMENT, values)
+    await jobs.enqueue(
+        session,
+        jobs.CREATE_GATEWAY_ORDER,
+        {"payment_id": str(values["id"])},
+        dedupe_key=f"gateway-order:{values['id']}",
+        now=now,
+    )
+    return Payment(**values)
 
 
 async def open_gateway_session(
