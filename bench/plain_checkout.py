@@ -6,11 +6,11 @@ then the buyer row `FOR NO KEY UPDATE`, the cart, the idempotency read, the defa
 the order, each product's guarded stock update in id order, the ledger and item rows (one
 `executemany` each), the payment session, the job that owes its Razorpay order, the cart
 delete, the ORDER_PLACED event;
-then the call lease, the session's attempt count, the same razorpay SDK `order.create` against
-the same simulated Razorpay, and the result under the lease (order and payment `FOR UPDATE`,
-the job settled, the current session, PAYMENT_SESSION_OPENED, the Razorpay order id), the lease
-released, and the answer's items. New orders only. `checkout_yardstick.py` starts it in its own
-uvicorn process.
+then the call lease, the attempt claimed (one `UPDATE ... RETURNING` of the open session),
+the same razorpay SDK `order.create` against the same simulated Razorpay, and the result under
+the lease (order and payment `FOR UPDATE`, the job settled, the current session,
+PAYMENT_SESSION_OPENED, the Razorpay order id), the lease released, and the answer's items.
+New orders only. `checkout_yardstick.py` starts it in its own uvicorn process.
 """
 
 from __future__ import annotations
@@ -78,20 +78,19 @@ SQL = {
         VALUES (:key, :token, (now() + interval '120 seconds')) ON CONFLICT (key) DO UPDATE
         SET token = :token, expires_at = (now() + interval '120 seconds')
         WHERE call_leases.expires_at < now() RETURNING call_leases.token""",
-    "payment_get": "SELECT * FROM payments WHERE payments.id = :id",
-    "order_get": "SELECT * FROM orders WHERE orders.id = :id",
-    "attempt": """UPDATE payments SET gateway_attempts=:attempts, updated_at=:now
-        WHERE payments.id = :id""",
+    "claim": """UPDATE payments SET gateway_attempts=(payments.gateway_attempts + 1),
+        updated_at=:now WHERE payments.id = :id AND payments.razorpay_order_id IS NULL
+        AND payments.status IN ('CREATED', 'FAILED') RETURNING *""",
     "lease_confirm": "SELECT call_leases.token FROM call_leases WHERE call_leases.key = :key "
     "FOR UPDATE",
-    "order_lock": "SELECT * FROM orders WHERE orders.id = :id FOR UPDATE",
+    "order_lock": "SELECT orders.id FROM orders WHERE orders.id = :id FOR UPDATE",
     "payment_lock": "SELECT * FROM payments WHERE payments.id = :id FOR UPDATE",
     "settle": """UPDATE jobs SET status='DONE', locked_until=NULL, lease_token=NULL,
         updated_at=:now WHERE jobs.dedupe_key = :key AND jobs.status = 'PENDING'""",
     "current": """SELECT * FROM payments WHERE payments.order_id = :order
         ORDER BY payments.sequence DESC LIMIT 1""",
-    "opened": """UPDATE payments SET razorpay_order_id=:rzp, updated_at=:now
-        WHERE payments.id = :id""",
+    "opened": """UPDATE payments SET razorpay_order_id=:rzp, last_gateway_error=NULL,
+        updated_at=:now WHERE payments.id = :id""",
     "lease_drop": """DELETE FROM call_leases
         WHERE call_leases.key = :key AND call_leases.token = :token""",
     "items": """SELECT * FROM order_items WHERE order_items.order_id = :order
@@ -241,16 +240,8 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
                 raise NotImplementedError("the yardstick's leases are never contended")
         try:
             async with engine.begin() as conn:
-                payment = (await conn.execute(sql["payment_get"], {"id": payment_id})).one()
-                await conn.execute(sql["order_get"], {"id": order_id})
-                await conn.execute(
-                    sql["attempt"],
-                    {
-                        "attempts": payment.gateway_attempts + 1,
-                        "now": datetime.now(UTC),
-                        "id": payment_id,
-                    },
-                )
+                claim = {"now": datetime.now(UTC), "id": payment_id}
+                payment = (await conn.execute(sql["claim"], claim)).one()
             data = {
                 "amount": payment.amount,
                 "currency": payment.currency,
