@@ -9,8 +9,9 @@ delete, the ORDER_PLACED event;
 then the call lease, the attempt claimed (one `UPDATE ... RETURNING` of the open session),
 the same razorpay SDK `order.create` against the same simulated Razorpay, and the result under
 the lease (order and payment `FOR UPDATE`, the job settled, the current session,
-PAYMENT_SESSION_OPENED, the Razorpay order id), the lease released, and the answer's items.
-New orders only. `checkout_yardstick.py` starts it in its own uvicorn process.
+PAYMENT_SESSION_OPENED, the Razorpay order id), the lease released. The answer is built from
+the rows written, as JoyCart's is (it primes its loaders with them). New orders only.
+`checkout_yardstick.py` starts it in its own uvicorn process.
 """
 
 from __future__ import annotations
@@ -93,8 +94,6 @@ SQL = {
         updated_at=:now WHERE payments.id = :id""",
     "lease_drop": """DELETE FROM call_leases
         WHERE call_leases.key = :key AND call_leases.token = :token""",
-    "items": """SELECT * FROM order_items WHERE order_items.order_id = :order
-        ORDER BY order_items.position""",
 }
 
 
@@ -284,13 +283,11 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
         finally:
             async with engine.begin() as conn:
                 await conn.execute(sql["lease_drop"], {"key": lease_key, "token": token})
-        async with engine.connect() as conn:
-            rows = (await conn.execute(sql["items"], {"order": order_id})).all()
         order = {
             "id": str(order_id),
             "status": "PENDING_PAYMENT",
             "total": {"amount": total, "currency": "INR"},
-            "items": [{"quantity": r.quantity} for r in rows],
+            "items": [{"quantity": r.quantity} for r in lines],
             "payment": {
                 "status": "CREATED",
                 "amount": {"amount": payment.amount},

@@ -24,7 +24,7 @@ from joycart.errors import (
     OutOfStock,
 )
 from joycart.integrations.razorpay import PaymentGateway
-from joycart.models import Order, OrderStatus, Payment, PaymentStatus, User
+from joycart.models import Order, OrderItem, OrderStatus, Payment, PaymentStatus, User
 from joycart.resolvers import addresses, events, owed, payment_sessions
 from joycart.resolvers import checkout_rows as rows
 from joycart.resolvers.cart import _require_buyer
@@ -39,6 +39,7 @@ class PlacedOrder:
     order: Order
     payment: Payment
     created: bool
+    items: list[OrderItem] | None = None  # the rows written, for a new order
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class CheckoutResult:
     payment: Payment
     gateway_error: GatewayUnavailable | None
     created: bool = True  # False when the key returned an order placed earlier
+    items: list[OrderItem] | None = None  # a new order's items as written (None: read them)
 
 
 def _fingerprint(lines: list[tuple[uuid.UUID, int]]) -> str:
@@ -124,7 +126,7 @@ async def place_order(
             raise OutOfStock(
                 f"Not enough {line.name!r} in stock for {line.quantity}.", field="cart"
             )
-    await rows.insert_lines(conn, order, lines, actor_id=buyer.id, now=now)
+    items = await rows.insert_lines(conn, order, lines, actor_id=buyer.id, now=now)
     if ship_to is not None:
         addresses.ship_to(session, order, ship_to)
         await session.flush()
@@ -138,7 +140,7 @@ async def place_order(
         total=total,
         idempotency_key=idempotency_key,
     )
-    return PlacedOrder(order, payment, created=True)
+    return PlacedOrder(order, payment, created=True, items=items)
 
 
 async def checkout(
@@ -168,4 +170,5 @@ async def checkout(
         payment=payment,
         gateway_error=error,
         created=placed.created,
+        items=placed.items,
     )
