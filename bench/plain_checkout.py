@@ -46,7 +46,9 @@ SQL = {
         orders.currency, orders.idempotency_key, orders.request_fingerprint, orders.expires_at,
         orders.paid_at, orders.created_at, orders.updated_at FROM orders
         WHERE orders.buyer_id = :buyer AND orders.idempotency_key = :key""",
-    "address": """SELECT addresses.id FROM addresses
+    "address": """SELECT addresses.id, addresses.user_id, addresses.name, addresses.phone,
+        addresses.line1, addresses.line2, addresses.city, addresses.state, addresses.pin_code,
+        addresses.is_default, addresses.created_at, addresses.updated_at FROM addresses
         WHERE addresses.user_id = :buyer AND addresses.is_default""",
     "order": """INSERT INTO orders (id, buyer_id, status, total_amount, currency,
         idempotency_key, request_fingerprint, expires_at, paid_at, created_at, updated_at)

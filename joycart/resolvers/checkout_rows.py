@@ -28,6 +28,7 @@ from joycart.models import (
     StockReason,
     User,
 )
+from joycart.models.base import detached
 
 
 class Line(NamedTuple):
@@ -89,13 +90,13 @@ async def cart_lines(conn: AsyncConnection, buyer_id: uuid.UUID) -> list[Line]:
 async def existing_order(conn: AsyncConnection, buyer_id: uuid.UUID, key: str) -> Order | None:
     """The order this buyer placed with this key, as a detached copy of its row."""
     row = (await conn.execute(_EXISTING, {"buyer": buyer_id, "key": key})).one_or_none()
-    return None if row is None else Order(**row._mapping)
+    return None if row is None else detached(Order, row._mapping)
 
 
 async def insert_order(conn: AsyncConnection, values: dict[str, Any]) -> Order:
     """Write the order row; returns a detached copy of it for the answer."""
     await conn.execute(_INSERT_ORDER, values)
-    return Order(**values)
+    return detached(Order, values)
 
 
 async def take_stock(conn: AsyncConnection, line: Line, now: datetime) -> bool:
@@ -156,7 +157,7 @@ async def insert_lines(
         for position, line in enumerate(lines)
     ]
     await conn.execute(_INSERT_ITEMS, items)
-    return [OrderItem(**values) for values in items]
+    return [detached(OrderItem, values) for values in items]
 
 
 async def clear_cart(conn: AsyncConnection, buyer_id: uuid.UUID) -> None:

@@ -21,6 +21,7 @@ from joycart.models import (
     Payment,
     PaymentStatus,
 )
+from joycart.models.base import detached
 from joycart.resolvers import events, jobs
 from joycart.resolvers.locks import external_call_lock
 
@@ -133,7 +134,7 @@ async def first_session(session: AsyncSession, *, order: Order, now: datetime) -
         dedupe_key=f"gateway-order:{values['id']}",
         now=now,
     )
-    return Payment(**values)
+    return detached(Payment, values)
 
 
 async def open_gateway_session(
@@ -152,7 +153,7 @@ async def open_gateway_session(
             row = claimed.one_or_none()
             if row is None:  # it has its Razorpay order, or it is no longer open
                 return await session.get_one(Payment, payment_id)
-        payment: Payment = Payment(**row._mapping)
+        payment = detached(Payment, row._mapping)
         try:
             found: rzp.GatewayOrder | None = None
             if payment.gateway_attempts > 1:
@@ -206,9 +207,9 @@ async def _write_gateway_order(
             amount=locked.amount,
             session_status=locked.status.value,
         )
-        return Payment(**current._mapping)
+        return detached(Payment, current._mapping)
     if locked.razorpay_order_id is not None:
-        return Payment(**locked._mapping)
+        return detached(Payment, locked._mapping)
     now = datetime.now(UTC)
     await conn.execute(_OPENED, {"payment": payment.id, "razorpay_order": created.id, "now": now})
     await events.record_now(
@@ -222,4 +223,4 @@ async def _write_gateway_order(
         found_by_receipt=found,
     )
     opened = {"razorpay_order_id": created.id, "last_gateway_error": None, "updated_at": now}
-    return Payment(**(dict(locked._mapping) | opened))
+    return detached(Payment, dict(locked._mapping) | opened)
