@@ -6,12 +6,12 @@ then the buyer row `FOR NO KEY UPDATE`, the cart, the idempotency read, the defa
 the order, each product's guarded stock update in id order, the ledger and item rows (one
 `executemany` each), the payment session, the job that owes its Razorpay order, the cart
 delete, the ORDER_PLACED event;
-then the call lease, the attempt claimed (one `UPDATE ... RETURNING` of the open session),
-the same razorpay SDK `order.create` against the same simulated Razorpay, and the result under
-the lease (order and payment `FOR UPDATE`, the job settled, the current session,
-PAYMENT_SESSION_OPENED, the Razorpay order id), the lease released. The answer is built from
-the rows written, as JoyCart's is (it primes its loaders with them). New orders only.
-`checkout_yardstick.py` starts it in its own uvicorn process.
+then, in one transaction, the call lease and the attempt claimed (one `UPDATE ... RETURNING` of
+the open session); the same razorpay SDK `order.create` against the same simulated Razorpay;
+then, in one transaction, the result under the lease (order and payment `FOR UPDATE`, the job
+settled, the current session, the Razorpay order id, PAYMENT_SESSION_OPENED) and the lease
+released. The answer is built from the rows written, as JoyCart's is (it primes its loaders
+with them). New orders only. `checkout_yardstick.py` starts it in its own uvicorn process.
 """
 
 from __future__ import annotations
@@ -236,13 +236,12 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
                 },
             )
         lease_key, token = f"gateway-order:{payment_id}", uuid.uuid4()
-        async with engine.begin() as conn:
+        async with engine.begin() as conn:  # the lease, and the attempt claimed under it
             if await conn.scalar(sql["lease_take"], {"key": lease_key, "token": token}) != token:
                 raise NotImplementedError("the yardstick's leases are never contended")
+            claim = {"now": datetime.now(UTC), "id": payment_id}
+            payment = (await conn.execute(sql["claim"], claim)).one()
         try:
-            async with engine.begin() as conn:
-                claim = {"now": datetime.now(UTC), "id": payment_id}
-                payment = (await conn.execute(sql["claim"], claim)).one()
             data = {
                 "amount": payment.amount,
                 "currency": payment.currency,
@@ -252,15 +251,18 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
             created = await asyncio.to_thread(
                 lambda: sdk().order.create(data, timeout=float(config["timeout"]))
             )
-            async with engine.begin() as conn:
+            async with engine.begin() as conn:  # the result, and the lease released with it
                 if await conn.scalar(sql["lease_confirm"], {"key": lease_key}) != token:
                     raise NotImplementedError("the yardstick's leases are never taken over")
                 await conn.execute(sql["order_lock"], {"id": order_id})
                 await conn.execute(sql["payment_lock"], {"id": payment_id})
-                now = datetime.now(UTC)
-                await conn.execute(sql["settle"], {"now": now, "key": lease_key})
+                await conn.execute(sql["settle"], {"now": datetime.now(UTC), "key": lease_key})
                 current = (await conn.execute(sql["current"], {"order": order_id})).one()
                 assert current.id == payment_id
+                now = datetime.now(UTC)
+                await conn.execute(
+                    sql["opened"], {"rzp": created["id"], "now": now, "id": payment_id}
+                )
                 await conn.execute(
                     sql["event"],
                     {
@@ -279,12 +281,11 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
                         "now": now,
                     },
                 )
-                await conn.execute(
-                    sql["opened"], {"rzp": created["id"], "now": now, "id": payment_id}
-                )
-        finally:
+                await conn.execute(sql["lease_drop"], {"key": lease_key, "token": token})
+        except BaseException:
             async with engine.begin() as conn:
                 await conn.execute(sql["lease_drop"], {"key": lease_key, "token": token})
+            raise
         order = {
             "id": str(order_id),
             "status": "PENDING_PAYMENT",

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart.db import Sessions
@@ -23,7 +24,7 @@ from joycart.models import (
 )
 from joycart.models.base import detached
 from joycart.resolvers import events, jobs
-from joycart.resolvers.locks import external_call_lock
+from joycart.resolvers.locks import external_call_lock_with
 
 log = logging.getLogger("joycart.payments")
 
@@ -142,16 +143,19 @@ async def open_gateway_session(
 ) -> Payment:
     """Give the session exactly one Razorpay order, written only if the session is still open and
     current (else the orphan is recorded and the current session returned)."""
+
+    async def claim(session: AsyncSession) -> Row[Any] | None:
+        conn = await session.connection()
+        now = datetime.now(UTC)
+        return (await conn.execute(_CLAIM_ATTEMPT, {"payment": payment_id, "now": now})).first()
+
+    # The attempt is claimed in the transaction that takes the lease, and the lease ends in
+    # the one that writes the result: two transactions around the call, not four.
     key = f"gateway-order:{payment_id}"
-    async with external_call_lock(sessions, key, wait=wait) as lease:
+    async with external_call_lock_with(sessions, key, wait=wait, first=claim) as (lease, row):
         sessions = lease.sessions
-        async with sessions() as session, session.begin():
-            conn = await session.connection()
-            claimed = await conn.execute(
-                _CLAIM_ATTEMPT, {"payment": payment_id, "now": datetime.now(UTC)}
-            )
-            row = claimed.one_or_none()
-            if row is None:  # it has its Razorpay order, or it is no longer open
+        if row is None:  # it has its Razorpay order, or it is no longer open
+            async with sessions() as session:
                 return await session.get_one(Payment, payment_id)
         payment = detached(Payment, row._mapping)
         try:
@@ -179,7 +183,9 @@ async def open_gateway_session(
             ) from exc
         async with sessions() as session, session.begin():
             await lease.confirm(session)  # the result is written only while the lease is ours
-            return await _write_gateway_order(session, payment, created, found is not None)
+            written = await _write_gateway_order(session, payment, created, found is not None)
+            await lease.release_in(session)
+            return written
 
 
 async def _write_gateway_order(
