@@ -3,13 +3,15 @@
 A Starlette app on `joycart.db.make_engine` that sends, with SQLAlchemy Core `text()`, the
 statements JoyCart sends for a checkout, in the same transactions: the access token's account;
 then the buyer row `FOR NO KEY UPDATE`, the cart, the idempotency read, the default address,
-the order, each product's guarded stock update in id order, the ledger and item rows, the
-payment session, the job that owes its Razorpay order, the cart delete, the ORDER_PLACED event;
-then the call lease, the session's attempt count, the same razorpay SDK `order.create` against
-the same simulated Razorpay, and the result under the lease (order and payment `FOR UPDATE`,
-the job settled, the current session, PAYMENT_SESSION_OPENED, the Razorpay order id), the lease
-released, and the answer's items. New orders only. `checkout_yardstick.py` starts it in its own
-uvicorn process.
+the order, each product's guarded stock update in id order, the ledger and item rows (one
+`executemany` each), the payment session, the job that owes its Razorpay order, the cart
+delete, the ORDER_PLACED event;
+then, in one transaction, the call lease and the attempt claimed (one `UPDATE ... RETURNING` of
+the open session); the same razorpay SDK `order.create` against the same simulated Razorpay;
+then, in one transaction, the result under the lease (order and payment `FOR UPDATE`, the job
+settled, the current session, the Razorpay order id, PAYMENT_SESSION_OPENED) and the lease
+released. The answer is built from the rows written, as JoyCart's is (it primes its loaders
+with them). New orders only. `checkout_yardstick.py` starts it in its own uvicorn process.
 """
 
 from __future__ import annotations
@@ -35,15 +37,18 @@ SQL = {
         users.token_version, users.created_at, false AS revoked FROM users
         WHERE users.id = :id""",
     "buyer_lock": "SELECT users.id FROM users WHERE users.id = :id FOR NO KEY UPDATE",
-    "cart": """SELECT products.id, products.seller_id, products.name, products.description,
-        products.price, products.currency, products.stock, products.deleted_at,
-        products.created_at, products.updated_at, cart_items.quantity FROM products
+    "cart": """SELECT products.id, products.seller_id, products.name, products.price,
+        products.currency, cart_items.quantity FROM products
         JOIN cart_items ON cart_items.product_id = products.id
         WHERE cart_items.user_id = :buyer AND products.deleted_at IS NULL
         ORDER BY cart_items.added_at, products.id""",
-    "existing": """SELECT orders.id FROM orders
+    "existing": """SELECT orders.id, orders.buyer_id, orders.status, orders.total_amount,
+        orders.currency, orders.idempotency_key, orders.request_fingerprint, orders.expires_at,
+        orders.paid_at, orders.created_at, orders.updated_at FROM orders
         WHERE orders.buyer_id = :buyer AND orders.idempotency_key = :key""",
-    "address": """SELECT addresses.id FROM addresses
+    "address": """SELECT addresses.id, addresses.user_id, addresses.name, addresses.phone,
+        addresses.line1, addresses.line2, addresses.city, addresses.state, addresses.pin_code,
+        addresses.is_default, addresses.created_at, addresses.updated_at FROM addresses
         WHERE addresses.user_id = :buyer AND addresses.is_default""",
     "order": """INSERT INTO orders (id, buyer_id, status, total_amount, currency,
         idempotency_key, request_fingerprint, expires_at, paid_at, created_at, updated_at)
@@ -52,6 +57,13 @@ SQL = {
     "take": """UPDATE products SET stock=(products.stock - :qty), updated_at=:now
         WHERE products.id = :id AND products.deleted_at IS NULL AND products.stock >= :qty
         RETURNING products.id""",
+    "ledger": """INSERT INTO stock_ledger (product_id, delta, reason, order_id, actor_id,
+        created_at) VALUES (:product, :delta, 'CHECKOUT', :order, :buyer, :now)""",
+    "item": """INSERT INTO order_items (id, order_id, product_id, seller_id, product_name,
+        unit_price, currency, quantity, cancelled_quantity, paid_quantity, shipped_quantity,
+        delivered_quantity, return_requested_quantity, returned_quantity, status, position,
+        created_at) VALUES (:id, :order, :product, :seller, :name, :price, :currency, :quantity,
+        0, NULL, 0, 0, 0, 0, 'ACTIVE', :position, :now)""",
     "payment": """INSERT INTO payments (id, order_id, sequence, receipt, amount, currency,
         status, razorpay_order_id, razorpay_payment_id, gateway_attempts, last_gateway_error,
         created_at, updated_at) VALUES (:id, :order, 1, :receipt, :amount, 'INR', 'CREATED',
@@ -69,24 +81,21 @@ SQL = {
         VALUES (:key, :token, (now() + interval '120 seconds')) ON CONFLICT (key) DO UPDATE
         SET token = :token, expires_at = (now() + interval '120 seconds')
         WHERE call_leases.expires_at < now() RETURNING call_leases.token""",
-    "payment_get": "SELECT * FROM payments WHERE payments.id = :id",
-    "order_get": "SELECT * FROM orders WHERE orders.id = :id",
-    "attempt": """UPDATE payments SET gateway_attempts=:attempts, updated_at=:now
-        WHERE payments.id = :id""",
+    "claim": """UPDATE payments SET gateway_attempts=(payments.gateway_attempts + 1),
+        updated_at=:now WHERE payments.id = :id AND payments.razorpay_order_id IS NULL
+        AND payments.status IN ('CREATED', 'FAILED') RETURNING *""",
     "lease_confirm": "SELECT call_leases.token FROM call_leases WHERE call_leases.key = :key "
     "FOR UPDATE",
-    "order_lock": "SELECT * FROM orders WHERE orders.id = :id FOR UPDATE",
+    "order_lock": "SELECT orders.id FROM orders WHERE orders.id = :id FOR UPDATE",
     "payment_lock": "SELECT * FROM payments WHERE payments.id = :id FOR UPDATE",
     "settle": """UPDATE jobs SET status='DONE', locked_until=NULL, lease_token=NULL,
         updated_at=:now WHERE jobs.dedupe_key = :key AND jobs.status = 'PENDING'""",
     "current": """SELECT * FROM payments WHERE payments.order_id = :order
         ORDER BY payments.sequence DESC LIMIT 1""",
-    "opened": """UPDATE payments SET razorpay_order_id=:rzp, updated_at=:now
-        WHERE payments.id = :id""",
+    "opened": """UPDATE payments SET razorpay_order_id=:rzp, last_gateway_error=NULL,
+        updated_at=:now WHERE payments.id = :id""",
     "lease_drop": """DELETE FROM call_leases
         WHERE call_leases.key = :key AND call_leases.token = :token""",
-    "items": """SELECT * FROM order_items WHERE order_items.order_id = :order
-        ORDER BY order_items.position""",
 }
 
 
@@ -163,42 +172,36 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
                 if taken is None:
                     await conn.rollback()
                     return error("OUT_OF_STOCK", f"Not enough {r.name!r} in stock.")
-            ledger = ", ".join(
-                f"(:p{i}, :d{i}, 'CHECKOUT', :order, :buyer, :now)" for i in range(len(lines))
+            await conn.execute(
+                sql["ledger"],
+                [
+                    {
+                        "product": r.id,
+                        "delta": -r.quantity,
+                        "order": order_id,
+                        "buyer": user.id,
+                        "now": now,
+                    }
+                    for r in lines
+                ],
             )
             await conn.execute(
-                text(
-                    "INSERT INTO stock_ledger (product_id, delta, reason, order_id, actor_id, "  # noqa: S608 (placeholders only)
-                    f"created_at) VALUES {ledger} RETURNING stock_ledger.id"
-                ),
-                {"order": order_id, "buyer": user.id, "now": now}
-                | {f"p{i}": r.id for i, r in enumerate(lines)}
-                | {f"d{i}": -r.quantity for i, r in enumerate(lines)},
-            )
-            items = ", ".join(
-                f"(:i{i}, :order, :p{i}, :s{i}, :n{i}, :u{i}, :c{i}, :q{i}, 0, NULL, 0, 0, 0, 0, "
-                f"'ACTIVE', {i}, :now)"
-                for i in range(len(lines))
-            )
-            values: dict[str, Any] = {"order": order_id, "now": now}
-            for i, r in enumerate(lines):
-                values |= {
-                    f"i{i}": uuid.uuid4(),
-                    f"p{i}": r.id,
-                    f"s{i}": r.seller_id,
-                    f"n{i}": r.name,
-                    f"u{i}": r.price,
-                    f"c{i}": r.currency,
-                    f"q{i}": r.quantity,
-                }
-            await conn.execute(
-                text(
-                    "INSERT INTO order_items (id, order_id, product_id, seller_id, product_name, "  # noqa: S608 (placeholders only)
-                    "unit_price, currency, quantity, cancelled_quantity, paid_quantity, "
-                    "shipped_quantity, delivered_quantity, return_requested_quantity, "
-                    f"returned_quantity, status, position, created_at) VALUES {items}"
-                ),
-                values,
+                sql["item"],
+                [
+                    {
+                        "id": uuid.uuid4(),
+                        "order": order_id,
+                        "product": r.id,
+                        "seller": r.seller_id,
+                        "name": r.name,
+                        "price": r.price,
+                        "currency": r.currency,
+                        "quantity": r.quantity,
+                        "position": i,
+                        "now": now,
+                    }
+                    for i, r in enumerate(lines)
+                ],
             )
             await conn.execute(
                 sql["payment"],
@@ -233,21 +236,12 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
                 },
             )
         lease_key, token = f"gateway-order:{payment_id}", uuid.uuid4()
-        async with engine.begin() as conn:
+        async with engine.begin() as conn:  # the lease, and the attempt claimed under it
             if await conn.scalar(sql["lease_take"], {"key": lease_key, "token": token}) != token:
                 raise NotImplementedError("the yardstick's leases are never contended")
+            claim = {"now": datetime.now(UTC), "id": payment_id}
+            payment = (await conn.execute(sql["claim"], claim)).one()
         try:
-            async with engine.begin() as conn:
-                payment = (await conn.execute(sql["payment_get"], {"id": payment_id})).one()
-                await conn.execute(sql["order_get"], {"id": order_id})
-                await conn.execute(
-                    sql["attempt"],
-                    {
-                        "attempts": payment.gateway_attempts + 1,
-                        "now": datetime.now(UTC),
-                        "id": payment_id,
-                    },
-                )
             data = {
                 "amount": payment.amount,
                 "currency": payment.currency,
@@ -257,15 +251,18 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
             created = await asyncio.to_thread(
                 lambda: sdk().order.create(data, timeout=float(config["timeout"]))
             )
-            async with engine.begin() as conn:
+            async with engine.begin() as conn:  # the result, and the lease released with it
                 if await conn.scalar(sql["lease_confirm"], {"key": lease_key}) != token:
                     raise NotImplementedError("the yardstick's leases are never taken over")
                 await conn.execute(sql["order_lock"], {"id": order_id})
                 await conn.execute(sql["payment_lock"], {"id": payment_id})
-                now = datetime.now(UTC)
-                await conn.execute(sql["settle"], {"now": now, "key": lease_key})
+                await conn.execute(sql["settle"], {"now": datetime.now(UTC), "key": lease_key})
                 current = (await conn.execute(sql["current"], {"order": order_id})).one()
                 assert current.id == payment_id
+                now = datetime.now(UTC)
+                await conn.execute(
+                    sql["opened"], {"rzp": created["id"], "now": now, "id": payment_id}
+                )
                 await conn.execute(
                     sql["event"],
                     {
@@ -284,19 +281,16 @@ def plain_app(database_url: str, config: dict[str, str]) -> Any:
                         "now": now,
                     },
                 )
-                await conn.execute(
-                    sql["opened"], {"rzp": created["id"], "now": now, "id": payment_id}
-                )
-        finally:
+                await conn.execute(sql["lease_drop"], {"key": lease_key, "token": token})
+        except BaseException:
             async with engine.begin() as conn:
                 await conn.execute(sql["lease_drop"], {"key": lease_key, "token": token})
-        async with engine.connect() as conn:
-            rows = (await conn.execute(sql["items"], {"order": order_id})).all()
+            raise
         order = {
             "id": str(order_id),
             "status": "PENDING_PAYMENT",
             "total": {"amount": total, "currency": "INR"},
-            "items": [{"quantity": r.quantity} for r in rows],
+            "items": [{"quantity": r.quantity} for r in lines],
             "payment": {
                 "status": "CREATED",
                 "amount": {"amount": payment.amount},

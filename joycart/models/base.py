@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Enum, MetaData, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, make_transient_to_detached, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -21,6 +22,18 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+Model = TypeVar("Model", bound=Base)
+
+
+def detached(model: type[Model], values: Mapping[Any, Any]) -> Model:
+    """A row read or written by a Core statement as an ORM object, as if it had been loaded and
+    its session closed: every column set (attribute names are the column names), no session.
+    Hot paths that skip the ORM's loading and unit of work hand these out."""
+    row = model(**values)
+    make_transient_to_detached(row)
+    return row
 
 
 def utcnow() -> datetime:

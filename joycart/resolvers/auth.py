@@ -16,13 +16,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import false, func, select, update
+from sqlalchemy import bindparam, false, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart import security, validation
 from joycart.errors import EmailTaken, InvalidCredentials, InvalidInput, Unauthenticated
 from joycart.models import RefreshToken, Role, User
+from joycart.models.base import detached
 from joycart.resolvers.limits import hit_rate_limit
 
 __all__ = ["hit_rate_limit"]  # re-exported: the rate limiter lives in resolvers.limits
@@ -226,6 +227,23 @@ async def change_password(
     return await _issue(session, user=locked, jwt_secret=jwt_secret)
 
 
+# The caller's account and whether the token's family was revoked, in one statement built
+# once (every authenticated request sends it): plain columns, made into a detached `User`.
+_REVOKED = (
+    select(RefreshToken.id)
+    .where(
+        RefreshToken.family_id == bindparam("family"),
+        RefreshToken.user_id == bindparam("user"),
+        RefreshToken.revoked_at.is_not(None),
+    )
+    .exists()
+)
+_ACCOUNT_OF_FAMILY = select(User.__table__, _REVOKED.label("revoked")).where(
+    User.id == bindparam("user")
+)
+_ACCOUNT = select(User.__table__, false().label("revoked")).where(User.id == bindparam("user"))
+
+
 async def user_for_token(session: AsyncSession, *, token: str, jwt_secret: str) -> User:
     """The account an access token acts for, if its sign-in is still live.
 
@@ -233,22 +251,15 @@ async def user_for_token(session: AsyncSession, *, token: str, jwt_secret: str) 
     token stops at its next request, at no extra round trip.
     """
     claims = security.decode_access_token(jwt_secret, token)
-    revoked = (
-        select(RefreshToken.id)
-        .where(
-            RefreshToken.family_id == claims.family_id,
-            RefreshToken.user_id == claims.user_id,
-            RefreshToken.revoked_at.is_not(None),
-        )
-        .exists()
-        if claims.family_id is not None
-        else false()
-    )
-    stmt = select(User, revoked.label("revoked")).where(User.id == claims.user_id)
-    found = (await session.execute(stmt)).one_or_none()
+    conn = await session.connection()
+    if claims.family_id is not None:
+        params = {"user": claims.user_id, "family": claims.family_id}
+        found = (await conn.execute(_ACCOUNT_OF_FAMILY, params)).one_or_none()
+    else:
+        found = (await conn.execute(_ACCOUNT, {"user": claims.user_id})).one_or_none()
     if found is None:
         raise Unauthenticated("The account for this token no longer exists.")
-    user, family_revoked = found
-    if family_revoked or user.token_version != claims.token_version:
+    values = dict(found._mapping)
+    if values.pop("revoked") or values["token_version"] != claims.token_version:
         raise Unauthenticated(SIGNED_OUT)
-    return user
+    return detached(User, values)

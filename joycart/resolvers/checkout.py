@@ -13,7 +13,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart.db import Sessions
@@ -25,20 +24,10 @@ from joycart.errors import (
     OutOfStock,
 )
 from joycart.integrations.razorpay import PaymentGateway
-from joycart.models import (
-    CartItem,
-    Order,
-    OrderItem,
-    OrderStatus,
-    Payment,
-    PaymentStatus,
-    Product,
-    StockMovement,
-    StockReason,
-    User,
-)
-from joycart.resolvers import addresses, owed, payment_sessions, states
-from joycart.resolvers.cart import _require_buyer, view_cart
+from joycart.models import Order, OrderItem, OrderStatus, Payment, PaymentStatus, User
+from joycart.resolvers import addresses, events, owed, payment_sessions
+from joycart.resolvers import checkout_rows as rows
+from joycart.resolvers.cart import _require_buyer
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 MIN_ORDER_TOTAL = 100  # Razorpay's minimum: INR 1.00
@@ -50,6 +39,7 @@ class PlacedOrder:
     order: Order
     payment: Payment
     created: bool
+    items: list[OrderItem] | None = None  # the rows written, for a new order
 
 
 @dataclass(frozen=True)
@@ -58,6 +48,7 @@ class CheckoutResult:
     payment: Payment
     gateway_error: GatewayUnavailable | None
     created: bool = True  # False when the key returned an order placed earlier
+    items: list[OrderItem] | None = None  # a new order's items as written (None: read them)
 
 
 def _fingerprint(lines: list[tuple[uuid.UUID, int]]) -> str:
@@ -84,18 +75,16 @@ async def place_order(
             "idempotencyKey must be 8 to 128 characters of letters, digits, '-' or '_'.",
             field="idempotencyKey",
         )
-    # One checkout per buyer at a time: the same cart cannot become two orders. NO KEY UPDATE:
-    # the foreign-key checks of the buyer's own cancels (KEY SHARE) are not blocked by it.
-    await session.execute(
-        select(User.id).where(User.id == buyer.id).with_for_update(key_share=True)
-    )
-    cart = await view_cart(session, buyer=buyer)
-    fingerprint = _fingerprint([(line.product.id, line.quantity) for line in cart.lines])
-    existing = await session.scalar(
-        select(Order).where(Order.buyer_id == buyer.id, Order.idempotency_key == idempotency_key)
-    )
+    conn = await session.connection()
+    # One checkout per buyer at a time: the same cart cannot become two orders. Its own
+    # statement, before the reads: a read in the same statement would see the snapshot taken
+    # before the lock was granted, not what a checkout that held it committed.
+    await rows.lock_buyer(conn, buyer.id)
+    lines = await rows.cart_lines(conn, buyer.id)
+    fingerprint = _fingerprint([(line.product_id, line.quantity) for line in lines])
+    existing = await rows.existing_order(conn, buyer.id, idempotency_key)
     if existing is not None:
-        if cart.lines and existing.request_fingerprint != fingerprint:
+        if lines and existing.request_fingerprint != fingerprint:
             raise IdempotencyKeyReused(
                 "This idempotency key was used for a different cart; use a new key.",
                 field="idempotencyKey",
@@ -104,79 +93,54 @@ async def place_order(
         return PlacedOrder(
             existing, await payment_sessions.current_session(session, existing.id), created=False
         )
-    if not cart.lines:
+    if not lines:
         raise CartEmpty("Your cart is empty.")
     ship_to = await addresses.checkout_address(session, buyer=buyer, address_id=shipping_address_id)
-    total = cart.total
+    total = sum(line.price * line.quantity for line in lines)
     if not MIN_ORDER_TOTAL <= total <= MAX_ORDER_TOTAL:
         raise InvalidInput(
             f"An order's total must be between {MIN_ORDER_TOTAL} and {MAX_ORDER_TOTAL} paise.",
             field="cart",
         )
-    order = Order(
-        id=uuid.uuid4(),
-        buyer_id=buyer.id,
-        status=OrderStatus.PENDING_PAYMENT,
-        total_amount=total,
-        currency="INR",
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
-        expires_at=datetime.now(UTC) + payment_window,
+    now = datetime.now(UTC)
+    order = await rows.insert_order(
+        conn,
+        {
+            "id": uuid.uuid4(),
+            "buyer_id": buyer.id,
+            "status": OrderStatus.PENDING_PAYMENT,
+            "total_amount": total,
+            "currency": "INR",
+            "idempotency_key": idempotency_key,
+            "request_fingerprint": fingerprint,
+            "expires_at": now + payment_window,
+            "paid_at": None,
+            "created_at": now,
+            "updated_at": now,
+        },
     )
-    session.add(order)
-    await session.flush()
     # Product-id order: concurrent checkouts over the same products never deadlock.
-    for position, line in enumerate(sorted(cart.lines, key=lambda line: line.product.id)):
-        taken = await session.scalar(
-            update(Product)
-            .where(
-                Product.id == line.product.id,
-                Product.deleted_at.is_(None),
-                Product.stock >= line.quantity,
-            )
-            .values(stock=Product.stock - line.quantity)
-            .returning(Product.id)
-        )
-        if taken is None:
+    lines = sorted(lines, key=lambda line: line.product_id)
+    for line in lines:
+        if not await rows.take_stock(conn, line, now):
             raise OutOfStock(
-                f"Not enough {line.product.name!r} in stock for {line.quantity}.", field="cart"
+                f"Not enough {line.name!r} in stock for {line.quantity}.", field="cart"
             )
-        session.add(
-            StockMovement(
-                product_id=line.product.id,
-                delta=-line.quantity,
-                reason=StockReason.CHECKOUT,
-                order_id=order.id,
-                actor_id=buyer.id,
-            )
-        )
-        session.add(
-            OrderItem(
-                order_id=order.id,
-                product_id=line.product.id,
-                seller_id=line.product.seller_id,
-                product_name=line.product.name,
-                unit_price=line.product.price,
-                currency=line.product.currency,
-                quantity=line.quantity,
-                cancelled_quantity=0,
-                position=position,
-            )
-        )
+    items = await rows.insert_lines(conn, order, lines, actor_id=buyer.id, now=now)
     if ship_to is not None:
         addresses.ship_to(session, order, ship_to)
-    payment = await payment_sessions.new_session(session, order=order, sequence=1, amount=total)
-    await session.execute(delete(CartItem).where(CartItem.user_id == buyer.id))
-    states.record(
+        await session.flush()
+    payment = await payment_sessions.first_session(session, order=order, now=now)
+    await rows.clear_cart(conn, buyer.id)
+    await events.record_now(
         session,
-        order,
+        order.id,
         "ORDER_PLACED",
         actor=f"user:{buyer.id}",
         total=total,
         idempotency_key=idempotency_key,
     )
-    await session.flush()
-    return PlacedOrder(order, payment, created=True)
+    return PlacedOrder(order, payment, created=True, items=items)
 
 
 async def checkout(
@@ -202,5 +166,9 @@ async def checkout(
     if payment.status is PaymentStatus.CREATED and payment.razorpay_order_id is None:
         payment, error = await owed.open_checkout_session(sessions, gateway, payment)
     return CheckoutResult(
-        order=placed.order, payment=payment, gateway_error=error, created=placed.created
+        order=placed.order,
+        payment=payment,
+        gateway_error=error,
+        created=placed.created,
+        items=placed.items,
     )

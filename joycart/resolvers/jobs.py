@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select, text, update
+from sqlalchemy import bindparam, exists, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -57,6 +57,15 @@ def _now(now: datetime | None) -> datetime:
     return now if now is not None else datetime.now(UTC)
 
 
+# Built once: enqueueing is on the hot paths (every checkout owes its Razorpay order).
+_ENQUEUE = insert(Job).returning(Job.id)
+_ENQUEUE_DEDUPED = (
+    insert(Job)
+    .on_conflict_do_nothing(index_elements=[Job.dedupe_key], index_where=text("status = 'PENDING'"))
+    .returning(Job.id)
+)
+
+
 async def enqueue(
     session: AsyncSession,
     kind: str,
@@ -67,20 +76,17 @@ async def enqueue(
     now: datetime | None = None,
 ) -> bool:
     """Owe a call; a pending job with the same dedupe key makes this a no-op (returns False)."""
-    stmt = insert(Job).values(
-        kind=kind,
-        payload=payload,
-        dedupe_key=dedupe_key,
-        status=JobStatus.PENDING,
-        run_at=_now(now) + delay,
-        attempts=0,
-    )
-    if dedupe_key is not None:
-        stmt = stmt.on_conflict_do_nothing(
-            index_elements=[Job.dedupe_key], index_where=text("status = 'PENDING'")
-        )
-    result = await session.execute(stmt.returning(Job.id))
-    return result.first() is not None
+    values = {
+        "kind": kind,
+        "payload": payload,
+        "dedupe_key": dedupe_key,
+        "status": JobStatus.PENDING,
+        "run_at": _now(now) + delay,
+        "attempts": 0,
+    }
+    conn = await session.connection()
+    stmt = _ENQUEUE if dedupe_key is None else _ENQUEUE_DEDUPED
+    return (await conn.execute(stmt, values)).first() is not None
 
 
 async def claim(
@@ -233,16 +239,20 @@ async def dead(session: AsyncSession, job: ClaimedJob, error: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_SETTLE = (
+    update(Job)
+    .where(Job.dedupe_key == bindparam("key"), Job.status == JobStatus.PENDING)
+    .values(status=JobStatus.DONE, locked_until=None, lease_token=None)
+)
+
+
 async def settle(session: AsyncSession, dedupe_key: str) -> None:
     """The owed work was done inline: the pending job for it has nothing left to do.
 
     Clearing the lease token means a worker that holds a lease on it writes nothing afterwards.
     """
-    await session.execute(
-        update(Job)
-        .where(Job.dedupe_key == dedupe_key, Job.status == JobStatus.PENDING)
-        .values(status=JobStatus.DONE, locked_until=None, lease_token=None)
-    )
+    conn = await session.connection()
+    await conn.execute(_SETTLE, {"key": dedupe_key})
 
 
 async def retry_now(

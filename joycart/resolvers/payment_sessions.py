@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart.db import Sessions
@@ -20,12 +22,46 @@ from joycart.models import (
     Payment,
     PaymentStatus,
 )
-from joycart.resolvers import jobs, states
-from joycart.resolvers.locks import external_call_lock
+from joycart.models.base import detached
+from joycart.resolvers import events, jobs
+from joycart.resolvers.locks import external_call_lock_with
 
 log = logging.getLogger("joycart.payments")
 
 OPEN_SESSION_STATES = (PaymentStatus.CREATED, PaymentStatus.FAILED)
+
+# The statements of opening a session at Razorpay (its hot path, once per checkout), built once.
+_PAYMENTS = Payment.__table__
+_INSERT_PAYMENT = insert(Payment)
+# Count an attempt, only while the session is open and has no Razorpay order: one statement
+# both checks and claims, and returns the row the call is made for.
+_CLAIM_ATTEMPT = (
+    update(Payment)
+    .where(
+        Payment.id == bindparam("payment"),
+        Payment.razorpay_order_id.is_(None),
+        Payment.status.in_(OPEN_SESSION_STATES),
+    )
+    .values(gateway_attempts=Payment.gateway_attempts + 1, updated_at=bindparam("now"))
+    .returning(*_PAYMENTS.c)
+)
+_LOCK_ORDER = select(Order.id).where(Order.id == bindparam("order")).with_for_update()
+_LOCK_PAYMENT = select(_PAYMENTS).where(Payment.id == bindparam("payment")).with_for_update()
+_CURRENT = (
+    select(_PAYMENTS)
+    .where(Payment.order_id == bindparam("order"))
+    .order_by(Payment.sequence.desc())
+    .limit(1)
+)
+_OPENED = (
+    update(Payment)
+    .where(Payment.id == bindparam("payment"))
+    .values(
+        razorpay_order_id=bindparam("razorpay_order"),
+        last_gateway_error=None,
+        updated_at=bindparam("now"),
+    )
+)
 
 
 def receipt_for(order: Order, sequence: int) -> str:
@@ -72,23 +108,59 @@ async def new_session(
     return payment
 
 
+async def first_session(session: AsyncSession, *, order: Order, now: datetime) -> Payment:
+    """`new_session` for a new order's first session (checkout), written at once with one
+    prebuilt INSERT: nothing else of the order is pending in the session to flush before it."""
+    values = {
+        "id": uuid.uuid4(),
+        "order_id": order.id,
+        "sequence": 1,
+        "receipt": receipt_for(order, 1),
+        "amount": order.total_amount,
+        "currency": order.currency,
+        "status": PaymentStatus.CREATED,
+        "razorpay_order_id": None,
+        "razorpay_payment_id": None,
+        "gateway_attempts": 0,
+        "last_gateway_error": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    conn = await session.connection()
+    await conn.execute(_INSERT_PAYMENT, values)
+    await jobs.enqueue(
+        session,
+        jobs.CREATE_GATEWAY_ORDER,
+        {"payment_id": str(values["id"])},
+        dedupe_key=f"gateway-order:{values['id']}",
+        now=now,
+    )
+    return detached(Payment, values)
+
+
 async def open_gateway_session(
     sessions: Sessions, gateway: rzp.PaymentGateway, payment_id: uuid.UUID, *, wait: bool
 ) -> Payment:
     """Give the session exactly one Razorpay order, written only if the session is still open and
     current (else the orphan is recorded and the current session returned)."""
-    async with external_call_lock(sessions, f"gateway-order:{payment_id}", wait=wait) as lease:
+
+    async def claim(session: AsyncSession) -> Row[Any] | None:
+        conn = await session.connection()
+        now = datetime.now(UTC)
+        return (await conn.execute(_CLAIM_ATTEMPT, {"payment": payment_id, "now": now})).first()
+
+    # The attempt is claimed in the transaction that takes the lease, and the lease ends in
+    # the one that writes the result: two transactions around the call, not four.
+    key = f"gateway-order:{payment_id}"
+    async with external_call_lock_with(sessions, key, wait=wait, first=claim) as (lease, row):
         sessions = lease.sessions
-        async with sessions() as session, session.begin():
-            payment = await session.get_one(Payment, payment_id)
-            if payment.razorpay_order_id or payment.status not in OPEN_SESSION_STATES:
-                return payment
-            order = await session.get_one(Order, payment.order_id)
-            earlier_attempts = payment.gateway_attempts
-            payment.gateway_attempts += 1
+        if row is None:  # it has its Razorpay order, or it is no longer open
+            async with sessions() as session:
+                return await session.get_one(Payment, payment_id)
+        payment = detached(Payment, row._mapping)
         try:
             found: rzp.GatewayOrder | None = None
-            if earlier_attempts:
+            if payment.gateway_attempts > 1:
                 # An earlier call may have created it and lost the answer: look before creating.
                 candidates = await gateway.find_orders_by_receipt(payment.receipt)
                 found = next((o for o in candidates if o.amount == payment.amount), None)
@@ -96,53 +168,65 @@ async def open_gateway_session(
                 amount=payment.amount,
                 currency=payment.currency,
                 receipt=payment.receipt,
-                notes={"joycart_order_id": str(order.id), "joycart_payment_id": str(payment.id)},
+                notes={
+                    "joycart_order_id": str(payment.order_id),
+                    "joycart_payment_id": str(payment.id),
+                },
             )
         except rzp.GatewayError as exc:
             async with sessions() as session, session.begin():
-                row = await session.get_one(Payment, payment_id)
-                row.last_gateway_error = str(exc)[:500]
+                failed = await session.get_one(Payment, payment_id)
+                failed.last_gateway_error = str(exc)[:500]
             raise GatewayUnavailable(
                 "Razorpay could not be reached; your order is saved. Retry checkout with the "
                 "same idempotency key in a moment."
             ) from exc
         async with sessions() as session, session.begin():
             await lease.confirm(session)  # the result is written only while the lease is ours
-            # Order first, then its payment: the lock order of every other writer.
-            order = await session.get_one(
-                Order, payment.order_id, with_for_update=True, populate_existing=True
-            )
-            row = await session.get_one(
-                Payment, payment_id, with_for_update=True, populate_existing=True
-            )
-            await jobs.settle(session, f"gateway-order:{payment_id}")
-            current = await current_session(session, order.id)
-            if row.razorpay_order_id is None and (
-                row.status not in OPEN_SESSION_STATES or current.id != row.id
-            ):
-                # Superseded or ended during the call: never hand its Razorpay order out.
-                states.record(
-                    session,
-                    order,
-                    "ORPHAN_GATEWAY_ORDER",
-                    actor="system",
-                    subject=row,
-                    razorpay_order_id=created.id,
-                    amount=row.amount,
-                    session_status=row.status.value,
-                )
-                return current
-            if row.razorpay_order_id is None:
-                row.razorpay_order_id = created.id
-                row.last_gateway_error = None
-                states.record(
-                    session,
-                    order,
-                    "PAYMENT_SESSION_OPENED",
-                    actor="system",
-                    subject=row,
-                    razorpay_order_id=created.id,
-                    amount=row.amount,
-                    found_by_receipt=found is not None,
-                )
-            return row
+            written = await _write_gateway_order(session, payment, created, found is not None)
+            await lease.release_in(session)
+            return written
+
+
+async def _write_gateway_order(
+    session: AsyncSession, payment: Payment, created: rzp.GatewayOrder, found: bool
+) -> Payment:
+    """Under the lease: the Razorpay order onto the session, or recorded as an orphan."""
+    conn = await session.connection()
+    # Order first, then its payment: the lock order of every other writer.
+    await conn.execute(_LOCK_ORDER, {"order": payment.order_id})
+    locked = (await conn.execute(_LOCK_PAYMENT, {"payment": payment.id})).one()
+    await jobs.settle(session, f"gateway-order:{payment.id}")
+    current = (await conn.execute(_CURRENT, {"order": payment.order_id})).one()
+    subject = ("PAYMENT", payment.id)
+    if locked.razorpay_order_id is None and (
+        locked.status not in OPEN_SESSION_STATES or current.id != locked.id
+    ):
+        # Superseded or ended during the call: never hand its Razorpay order out.
+        await events.record_now(
+            session,
+            payment.order_id,
+            "ORPHAN_GATEWAY_ORDER",
+            actor="system",
+            subject=subject,
+            razorpay_order_id=created.id,
+            amount=locked.amount,
+            session_status=locked.status.value,
+        )
+        return detached(Payment, current._mapping)
+    if locked.razorpay_order_id is not None:
+        return detached(Payment, locked._mapping)
+    now = datetime.now(UTC)
+    await conn.execute(_OPENED, {"payment": payment.id, "razorpay_order": created.id, "now": now})
+    await events.record_now(
+        session,
+        payment.order_id,
+        "PAYMENT_SESSION_OPENED",
+        actor="system",
+        subject=subject,
+        razorpay_order_id=created.id,
+        amount=locked.amount,
+        found_by_receipt=found,
+    )
+    opened = {"razorpay_order_id": created.id, "last_gateway_error": None, "updated_at": now}
+    return detached(Payment, dict(locked._mapping) | opened)

@@ -23,7 +23,6 @@ cycle):
 from __future__ import annotations
 
 import enum
-import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -45,9 +44,7 @@ from joycart.models import (
     Shipment,
     ShipmentStatus,
 )
-from joycart.observability import logs
-
-log = logging.getLogger("joycart.orders")
+from joycart.resolvers import events
 
 Subject = Order | OrderItem | Payment | Refund | Shipment | Return
 
@@ -238,31 +235,21 @@ def record(
 ) -> OrderEvent:
     """Append an event to the order's history; it changes no status (`move` does that)."""
     about = subject if subject is not None else order
-    # Every later log line of this request or job names the order (and the refund) too.
-    logs.bind(order_id=order.id, refund_id=about.id if isinstance(about, Refund) else None)
     event = OrderEvent(
-        order_id=order.id,
-        kind=kind,
-        subject=SUBJECT_NAMES[type(about)],
-        subject_id=about.id,
-        order_item_id=order_item_id or _item_of(subject),
-        from_status=from_status.value if from_status is not None else None,
-        to_status=to_status.value if to_status is not None else None,
-        actor=actor,
-        webhook_event_id=webhook_event_id,
-        detail={k: v for k, v in detail.items() if v is not None},
+        **events.event_row(
+            order.id,
+            kind,
+            actor=actor,
+            subject=(SUBJECT_NAMES[type(about)], about.id),
+            order_item_id=order_item_id or _item_of(subject),
+            refund_id=about.id if isinstance(about, Refund) else None,
+            webhook_event_id=webhook_event_id,
+            from_status=from_status,
+            to_status=to_status,
+            detail=detail,
+        )
     )
     session.add(event)
-    change = f" {from_status.value}->{to_status.value}" if from_status and to_status else ""
-    log.info(
-        "order %s: %s%s by %s %s",
-        order.id,
-        kind,
-        change,
-        actor,
-        event.detail or "",
-        extra={"order_id": str(order.id), "event_kind": kind},
-    )
     return event
 
 

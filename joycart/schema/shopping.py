@@ -129,7 +129,10 @@ class ShoppingMutation:
             if result.gateway_error
             else ("placed" if result.created else "replayed")
         )
+        # The answer shows what was just committed, as written: no re-read of the same rows.
         ctx.loaders.payment_by_order.prime(result.order.id, result.payment)
+        if result.items is not None:
+            ctx.loaders.items_by_order.prime(result.order.id, result.items)
         order = Order.of(result.order, Viewer.of(buyer))
         errors = [UserError.of(result.gateway_error)] if result.gateway_error else []
         return CheckoutPayload(order=order, errors=errors)

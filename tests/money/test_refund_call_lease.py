@@ -7,10 +7,11 @@ import asyncio
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from joycart.bootstrap import Services
 from joycart.db import make_engine, make_sessions
-from joycart.resolvers.locks import LockBusy, external_call_lock
+from joycart.resolvers.locks import LockBusy, external_call_lock, external_call_lock_with
 
 
 async def test_a_busy_lease_is_lock_busy_for_a_caller_that_does_not_wait(
@@ -68,3 +69,55 @@ async def test_an_expired_lease_is_taken_over_and_its_old_holder_cannot_write(
             await taker.confirm(session)
             with pytest.raises(LockBusy):
                 await stalled.confirm(session)
+
+
+async def _leases(services: Services) -> int:
+    async with services.engine.connect() as conn:
+        return int(await conn.scalar(text("SELECT count(*) FROM call_leases")) or 0)
+
+
+async def test_a_first_step_runs_only_once_the_lease_is_taken_and_commits_with_it(
+    services: Services,
+) -> None:
+    ran: list[str] = []
+
+    async def first(session: AsyncSession) -> str:
+        ran.append("first")
+        held = await session.scalar(text("SELECT count(*) FROM call_leases WHERE key = 'k:1'"))
+        return f"leases held: {held}"
+
+    async with external_call_lock(services.sessions, "k:1", wait=False):
+        with pytest.raises(LockBusy):
+            async with external_call_lock_with(services.sessions, "k:1", wait=False, first=first):
+                pass
+    assert ran == []  # busy: the first step never ran
+    async with external_call_lock_with(services.sessions, "k:1", wait=False, first=first) as (
+        _,
+        result,
+    ):
+        assert await _leases(services) == 1  # committed with the first step
+    assert (ran, result) == (["first"], "leases held: 1")
+    assert await _leases(services) == 0
+
+
+async def test_a_lease_released_in_a_result_that_rolls_back_is_still_released_on_exit(
+    services: Services,
+) -> None:
+    async def result_fails_after_the_release() -> None:
+        async with (
+            external_call_lock(services.sessions, "k:2", wait=False) as lease,
+            services.sessions() as session,
+            session.begin(),
+        ):
+            await lease.confirm(session)
+            await lease.release_in(session)
+            raise RuntimeError("the result's transaction fails after the release")
+
+    with pytest.raises(RuntimeError):
+        await result_fails_after_the_release()
+    assert await _leases(services) == 0
+    async with external_call_lock(services.sessions, "k:2", wait=False) as lease:
+        async with services.sessions() as session, session.begin():
+            await lease.confirm(session)
+            await lease.release_in(session)
+        assert await _leases(services) == 0  # ended with the result's commit

@@ -69,7 +69,7 @@ async def test_catalogue_page_of_fifty_with_sellers_and_images_is_three_statemen
     assert all("= ANY (" in statement for statement in sent[1:]), sent
 
 
-@pytest.mark.parametrize(("lines", "expected"), [(1, 26), (3, 28)])
+@pytest.mark.parametrize(("lines", "expected"), [(1, 23), (3, 25)])
 async def test_checkout_statement_count_is_fixed(
     api: Api, services: Services, lines: int, expected: int
 ) -> None:
