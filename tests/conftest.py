@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from joycart import migrate
 from joycart.app import create_app
@@ -201,8 +202,17 @@ async def clean_state(
     cloudinary_sim.reset()
     yield
     tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    async with services.engine.begin() as conn:
-        await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    for attempt in range(1, 11):
+        try:
+            async with services.engine.begin() as conn:
+                await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            break
+        except DBAPIError as exc:
+            # The processes of a module-scoped cluster (tests/multiprocess) outlive each test and
+            # may be writing: TRUNCATE's exclusive table locks can then deadlock with their row
+            # locks, and PostgreSQL aborts one side (40P01). When it is ours, truncate again.
+            if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 10:
+                raise
 
 
 @pytest.fixture
