@@ -31,19 +31,9 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from _harness import (
-    HOST,
-    LoadResult,
-    Server,
-    asyncpg_dsn,
-    cpu_seconds,
-    free_port,
-    line,
-    load_post,
-    seed_products,
-    seed_users,
-    temp_dir,
-)
+from _harness import HOST, Server, cpu_seconds, free_port, line, temp_dir
+from _load import LoadResult, load_post
+from _seed import asyncpg_dsn, seed_products, seed_users
 
 SELLERS = 3
 PER_SELLER = 60

@@ -33,18 +33,9 @@ from typing import Any
 
 import asyncpg
 import httpx
-from _harness import (
-    BatchResult,
-    Seeded,
-    Server,
-    asyncpg_dsn,
-    cpu_seconds,
-    line,
-    run_batch,
-    seed_products,
-    seed_users,
-    temp_dir,
-)
+from _harness import Server, cpu_seconds, line, temp_dir
+from _load import BatchResult, run_batch
+from _seed import Seeded, asyncpg_dsn, seed_products, seed_users
 
 CHECKOUT = """mutation($key: String!) { checkout(idempotencyKey: $key) {
     order { id status total { amount currency } items { quantity }

@@ -28,19 +28,9 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from _harness import (
-    HOST,
-    Seeded,
-    Server,
-    asyncpg_dsn,
-    cpu_seconds,
-    free_port,
-    line,
-    run_batch,
-    seed_products,
-    seed_users,
-    temp_dir,
-)
+from _harness import HOST, Server, cpu_seconds, free_port, line, temp_dir
+from _load import run_batch
+from _seed import Seeded, asyncpg_dsn, seed_products, seed_users
 from checkout import Request, checkout_request
 from plain_checkout import CONFIG_ENV
 

@@ -29,7 +29,8 @@ if VENV_PY.exists() and Path(sys.prefix).resolve() != VENV_PY.parent.parent.reso
 sys.path.insert(0, str(HERE))
 
 import orjson  # noqa: E402
-from _harness import Server, line, load_post, temp_dir  # noqa: E402
+from _harness import Server, line, temp_dir  # noqa: E402
+from _load import load_post  # noqa: E402
 
 PATHS = ("catalog", "checkout", "webhook", "workers2")
 

@@ -15,7 +15,8 @@ import json
 import statistics
 import uuid
 
-from _harness import Server, cpu_seconds, gql, line, load_post, temp_dir
+from _harness import Server, cpu_seconds, gql, line, temp_dir
+from _load import load_post
 
 REGISTER = """mutation($input: RegisterInput!) { register(input: $input) {
     accessToken user { id email } errors { code message field } } }"""

@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from _harness import Server, asyncpg_dsn, cpu_seconds, line, seed_users, temp_dir
+from _harness import Server, cpu_seconds, line, temp_dir
+from _seed import asyncpg_dsn, seed_users
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
 

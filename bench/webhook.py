@@ -27,19 +27,9 @@ from typing import Any
 
 import asyncpg
 import httpx
-from _harness import (
-    HOST,
-    BatchResult,
-    Server,
-    asyncpg_dsn,
-    cpu_seconds,
-    free_port,
-    line,
-    run_batch,
-    seed_products,
-    seed_users,
-    temp_dir,
-)
+from _harness import HOST, Server, cpu_seconds, free_port, line, temp_dir
+from _load import BatchResult, run_batch
+from _seed import asyncpg_dsn, seed_products, seed_users
 from checkout import webhook_request
 from plain_webhook import SECRET_ENV
 
