@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import functools
 import importlib
-import json
 import os
 import time
 from collections import defaultdict
@@ -86,24 +85,25 @@ async def measure(args: argparse.Namespace, sink: TextIO) -> None:
     with temp_dir("joycart-bench-checkout-phases-") as tmp, Server(tmp / "data") as server:
         buyers = await seed(server, 2 * (args.batch * args.rounds + 20))
         os.environ.update(JOYCART_DATA_DIR=str(server.data_dir), JOYCART_ENV="development")
+        os.environ.update(server.razorpay.env())  # the simulator process the server uses
         from plain_checkout import plain_app
 
         from joycart.app import create_app
         from joycart.bootstrap import build_services
-        from joycart.config import SIMULATED_KEY_ID, Settings, resolve_settings
+        from joycart.config import Settings, resolve_settings
         from joycart.observability import logs
 
         settings = resolve_settings(Settings())
         with redirect_stderr(sink):  # lines formatted as `serve` formats them, written nowhere
             logs.configure(json=True, level="INFO")
-        simulator = json.loads((server.data_dir / "simulator.json").read_text())["url"]
+        simulator = server.razorpay.url
         services = build_services(
             settings, database_url=server.database_url, razorpay_api_url=simulator
         )
         secrets = server.secrets()
         config = {
             "jwt_secret": secrets["jwt_secret"],
-            "key_id": SIMULATED_KEY_ID,
+            "key_id": server.razorpay.key_id,
             "key_secret": secrets["razorpay_key_secret"],
             "url": simulator,
             "timeout": "10",
