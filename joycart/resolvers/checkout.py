@@ -128,9 +128,10 @@ async def place_order(
             )
     items = await rows.insert_lines(conn, order, lines, actor_id=buyer.id, now=now)
     if ship_to is not None:
-        addresses.ship_to(session, order, ship_to)
-        await session.flush()
-    payment = await payment_sessions.first_session(session, order=order, now=now)
+        addresses.ship_to(session, order, ship_to)  # flushed by `new_session`
+    payment = await payment_sessions.new_session(
+        session, order=order, sequence=1, amount=total, now=now
+    )
     await rows.clear_cart(conn, buyer.id)
     await events.record_now(
         session,

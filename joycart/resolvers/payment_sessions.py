@@ -84,39 +84,26 @@ async def current_session(
 
 
 async def new_session(
-    session: AsyncSession, *, order: Order, sequence: int, amount: int
+    session: AsyncSession,
+    *,
+    order: Order,
+    sequence: int,
+    amount: int,
+    now: datetime | None = None,
 ) -> Payment:
-    """A payment session for what the order owes now, and the job that owes its Razorpay order."""
-    payment = Payment(
-        id=uuid.uuid4(),
-        order_id=order.id,
-        sequence=sequence,
-        receipt=receipt_for(order, sequence),
-        amount=amount,
-        currency=order.currency,
-        status=PaymentStatus.CREATED,
-        gateway_attempts=0,
-    )
-    session.add(payment)
-    await session.flush()
-    await jobs.enqueue(
-        session,
-        jobs.CREATE_GATEWAY_ORDER,
-        {"payment_id": str(payment.id)},
-        dedupe_key=f"gateway-order:{payment.id}",
-    )
-    return payment
+    """A payment session for what the order owes now, and the job that owes its Razorpay order.
 
-
-async def first_session(session: AsyncSession, *, order: Order, now: datetime) -> Payment:
-    """`new_session` for a new order's first session (checkout), written at once with one
-    prebuilt INSERT: nothing else of the order is pending in the session to flush before it."""
+    Written at once by one prebuilt INSERT (checkout opens one per order), after the session's
+    pending changes: a renewal retires the current session first. Returns a detached copy of
+    the row as written."""
+    await session.flush()  # nothing pending (checkout) sends nothing
+    now = now or datetime.now(UTC)
     values = {
         "id": uuid.uuid4(),
         "order_id": order.id,
-        "sequence": 1,
-        "receipt": receipt_for(order, 1),
-        "amount": order.total_amount,
+        "sequence": sequence,
+        "receipt": receipt_for(order, sequence),
+        "amount": amount,
         "currency": order.currency,
         "status": PaymentStatus.CREATED,
         "razorpay_order_id": None,
