@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import socket
 
-from uvicorn.config import STARTUP_FAILURE, Config
+from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 log = logging.getLogger("joycart")
@@ -57,12 +57,8 @@ class Supervisor(Multiprocess):
     docstring); the parent's copies of the sockets close on the first stop signal; the live
     gauges of an API process that died are dropped."""
 
-    def __init__(self, config: Config, sockets: list[socket.socket]) -> None:
-        super().__init__(config, sockets)
-        self._own = sockets
-
     def _socket_of(self, index: int) -> list[socket.socket]:
-        return [self._own[index % len(self._own)]]
+        return [self.sockets[index % len(self.sockets)]]
 
     def init_processes(self) -> None:
         for index in range(self.processes_num):
@@ -112,7 +108,7 @@ class Supervisor(Multiprocess):
             self.processes[index] = replacement
 
     def _stop_listening(self) -> None:
-        for sock in self._own:
+        for sock in self.sockets:
             sock.close()
 
     def handle_term(self) -> None:
