@@ -99,7 +99,7 @@ class LeanExecutor(StrawberryGraphQLCoreExecutionContext):
     ) -> AwaitableOrValue[Any] | UndefinedType:
         field_name = field_details_list[0].node.name.value
         leaf = self._leaves.get((parent_type.name, field_name))
-        if leaf is None or leaf.field is not parent_type.fields.get(field_name):
+        if leaf is None:
             return super().execute_field(
                 parent_type, source, field_details_list, path, position_context
             )
