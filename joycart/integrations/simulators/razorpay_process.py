@@ -13,10 +13,7 @@ in production (`bench/` runs every benchmark this way).
 from __future__ import annotations
 
 import argparse
-import socket
 from collections.abc import Sequence
-
-import uvicorn
 
 from joycart.integrations.simulators.razorpay import RazorpaySimulator
 
@@ -43,18 +40,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         webhook_url=args.webhook_url,
         auto_process_refunds_after=args.refunds_after if args.refunds_after >= 0 else None,
     )
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only then (else +40 ms per request).
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((args.host, args.port))
+    server, sock = simulator.make_server(args.host, args.port, embedded=False)
     sock.listen(1024)  # connections made from now on wait until uvicorn accepts them
-    host, port = sock.getsockname()[:2]
-    print(f"http://{host}:{port}", flush=True)
-    config = uvicorn.Config(
-        simulator.app, host=host, port=port, log_level="warning", lifespan="off",
-        http="h11", ws="none", proxy_headers=False, timeout_graceful_shutdown=2,
-    )  # fmt: skip
-    uvicorn.Server(config).run(sockets=[sock])
+    print(simulator.base_url, flush=True)
+    server.run(sockets=[sock])
 
 
 if __name__ == "__main__":

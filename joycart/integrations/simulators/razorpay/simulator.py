@@ -79,7 +79,12 @@ class RazorpaySimulator(RestApi):
             raise RuntimeError("the Razorpay simulator is not being served")
         return self._base_url
 
-    def _make_server(self, host: str, port: int) -> tuple[uvicorn.Server, socket.socket]:
+    def make_server(
+        self, host: str, port: int, *, embedded: bool = True
+    ) -> tuple[uvicorn.Server, socket.socket]:
+        """The uvicorn server and its bound socket. `embedded`: signals are left to whoever owns
+        the process (tests, `joycart serve`); otherwise SIGTERM and Ctrl-C stop it (a process of
+        its own, `razorpay_process`)."""
         # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only then (else +40 ms per request).
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -90,14 +95,14 @@ class RazorpaySimulator(RestApi):
             self.app, host=host, port=bound_port, log_level="warning", lifespan="off",
             http="h11", ws="none", proxy_headers=False, timeout_graceful_shutdown=2,
         )  # fmt: skip
-        self._server = _EmbeddedServer(config)
+        self._server = _EmbeddedServer(config) if embedded else uvicorn.Server(config)
         return self._server, sock
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve on a daemon thread; return ``base_url`` once connections are accepted."""
         if self._thread is not None:
             raise RuntimeError("the Razorpay simulator is already running")
-        server, sock = self._make_server(host, port)
+        server, sock = self.make_server(host, port)
         self._thread = threading.Thread(
             target=server.run, kwargs={"sockets": [sock]}, name="razorpay-sim", daemon=True
         )
@@ -111,7 +116,7 @@ class RazorpaySimulator(RestApi):
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> None:
         """Serve in the running event loop until ``stop()`` or until the task is cancelled."""
-        server, sock = self._make_server(host, port)
+        server, sock = self.make_server(host, port)
         await server.serve(sockets=[sock])
 
     def stop(self) -> None:
