@@ -22,7 +22,7 @@ from sqlalchemy import ARRAY, Uuid, any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
-from strawberry.dataloader import DataLoader
+from strawberry.dataloader import DataLoader, DefaultCache
 
 from joycart.models import (
     Order,
@@ -50,6 +50,37 @@ SessionSource = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 EVENTS_PER_ORDER = 100
 
 
+_MISSING = object()
+
+
+class HeldCache(DefaultCache[K, V]):
+    """A loader's cache that also holds values fetched on a caller's session (`load_many_in`).
+
+    A future is made for such a value only when `load` asks for its key: a page fetches 50
+    keys up front and most are never loaded one by one, and a future per key was most of the
+    cost of `load_many_in` (about 45 of 65 µs for 50 keys)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held: dict[Any, V] = {}
+
+    def get(self, key: K) -> asyncio.Future[V] | None:
+        future = self.cache_map.get(key)
+        if future is None and key in self.held:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(self.held.pop(key))
+            self.cache_map[key] = future
+        return future
+
+    def delete(self, key: K) -> None:
+        self.held.pop(key, None)
+        self.cache_map.pop(key, None)
+
+    def clear(self) -> None:
+        self.held.clear()
+        self.cache_map.clear()
+
+
 class SessionLoader(DataLoader[K, V]):
     """A DataLoader whose batch function can also run on a session the caller holds."""
 
@@ -58,16 +89,25 @@ class SessionLoader(DataLoader[K, V]):
             async with sessions() as session:
                 return await fetch(session, keys)
 
-        super().__init__(load_fn=load_fn)
+        self._cache: HeldCache[V] = HeldCache()
+        super().__init__(load_fn=load_fn, cache_map=self._cache)
         self._fetch = fetch
 
     async def load_many_in(self, session: AsyncSession, keys: Sequence[K]) -> list[V]:
         """Values for `keys` in order; keys not yet loaded are fetched in one batch on `session`."""
-        missing = list(dict.fromkeys(k for k in keys if self.cache_map.get(k) is None))
-        if missing:
-            self.prime_many(dict(zip(missing, await self._fetch(session, missing), strict=True)))
+        held, futures = self._cache.held, self._cache.cache_map
+        # (A UUID hashes in Python on every dict look-up: this path looks each key up 3 times.)
+        unique = list(dict.fromkeys(keys))
+        if held or futures:
+            unique = [k for k in unique if k not in futures and k not in held]
+        if unique:
+            held.update(zip(unique, await self._fetch(session, unique), strict=True))
         values: list[V] = []
-        for key in keys:  # the usual case: every future is already done, no await per key
+        for key in keys:  # the usual case: every value is held or done, no await per key
+            value = held.get(key, _MISSING)
+            if value is not _MISSING:
+                values.append(value)  # type: ignore[arg-type]
+                continue
             future = self.load(key)
             if not (isinstance(future, asyncio.Future) and future.done()):
                 return list(await self.load_many(keys))
