@@ -22,6 +22,7 @@ from joycart.models.users import Role
 from joycart.resolvers.catalog import ProductCard
 from joycart.schema.context import Context
 from joycart.schema.loaders import ImageCard, UserCard
+from joycart.schema.plans import preloaded
 from joycart.schema.viewer import Viewer
 
 # The model enums are the GraphQL enums: registering them keeps one definition of each state.
@@ -76,6 +77,7 @@ class Product:
     viewer: strawberry.Private[Viewer]
     # Filled by `Product.many` for a whole page at once (through the same DataLoaders), so the
     # page's fields complete synchronously: an awaitable per field is what makes GraphQL slow.
+    # `preloaded` lets the executor read them without calling the resolvers (schema/plans.py).
     preloaded_seller: strawberry.Private[User | None] = None
     preloaded_images: strawberry.Private[list[ProductImage] | None] = None
 
@@ -135,13 +137,13 @@ class Product:
             for i, row in enumerate(rows)
         ]
 
-    @strawberry.field(graphql_type=User)
+    @strawberry.field(graphql_type=User, metadata=preloaded("preloaded_seller"))
     def seller(self, info: JCInfo) -> User | Awaitable[User]:
         if self.preloaded_seller is not None:
             return self.preloaded_seller
         return self._load_seller(info)
 
-    @strawberry.field(graphql_type=list[ProductImage])
+    @strawberry.field(graphql_type=list[ProductImage], metadata=preloaded("preloaded_images"))
     def images(self, info: JCInfo) -> list[ProductImage] | Awaitable[list[ProductImage]]:
         if self.preloaded_images is not None:
             return self.preloaded_images
