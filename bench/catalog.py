@@ -10,6 +10,7 @@ are compared before anything is measured. GraphQL and plain are measured in alte
 
     .venv/bin/python bench/catalog.py [--duration 8] [--rounds 2] [--connections 16]
     .venv/bin/python bench/catalog.py --profile      # cProfile of schema.execute, in process
+    SORT=cumulative LINES=60 .venv/bin/python bench/catalog.py --profile   # another listing
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import base64
 import cProfile
 import io
+import os
 import pstats
 import random
 import subprocess
@@ -272,7 +274,8 @@ async def _profile(server: Server, requests: int) -> None:
         took = time.perf_counter() - start
         line("in-process schema.execute (profiled)", f"{took / requests * 1e3:.2f} ms/request")
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        order, lines = os.environ.get("SORT", "tottime"), int(os.environ.get("LINES", "25"))
+        pstats.Stats(profiler, stream=out).sort_stats(order).print_stats(lines)
         print(out.getvalue())
         start = time.perf_counter()
         for _ in range(requests):
