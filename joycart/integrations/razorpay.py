@@ -28,7 +28,6 @@ import hmac
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import razorpay
@@ -36,11 +35,19 @@ import requests
 from razorpay.errors import BadRequestError, ServerError
 from razorpay.errors import GatewayError as SdkGatewayError
 
+from joycart.integrations.razorpay_entities import GatewayOrder as GatewayOrder
+from joycart.integrations.razorpay_entities import GatewayPayment as GatewayPayment
+from joycart.integrations.razorpay_entities import GatewayRefund as GatewayRefund
+from joycart.integrations.razorpay_entities import order_of, payment_of, refund_of
+
 log = logging.getLogger("joycart.razorpay")
 # The SDK blocks, so its calls run on threads: on threads of their own, so that a Razorpay
 # slowdown (each call up to the gateway timeout) never queues password hashing, image writes or
 # anything else on asyncio's small default executor (min(32, cores + 4) threads).
 _CALL_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="razorpay")
+# Razorpay's largest page (`count`), and how many pages a listing reads before it gives up.
+PAGE = 100
+MAX_PAGES = 50
 
 
 class GatewayError(Exception):
@@ -108,34 +115,6 @@ def classify(status: int | None, body: Any) -> Outcome:
     return Outcome.UNKNOWN
 
 
-@dataclass(frozen=True)
-class GatewayOrder:
-    id: str
-    amount: int
-    currency: str
-    receipt: str | None
-    status: str
-
-
-@dataclass(frozen=True)
-class GatewayRefund:
-    id: str
-    payment_id: str
-    amount: int
-    status: str
-    notes: dict[str, str]
-    receipt: str | None
-
-
-@dataclass(frozen=True)
-class GatewayPayment:
-    id: str
-    order_id: str | None
-    amount: int
-    currency: str
-    status: str
-
-
 class PaymentGateway(Protocol):
     key_id: str
 
@@ -164,38 +143,6 @@ class PaymentGateway(Protocol):
     async def list_refunds(self, payment_id: str) -> list[GatewayRefund]: ...
 
     async def fetch_refund(self, refund_id: str) -> GatewayRefund: ...
-
-
-def _order(raw: dict[str, Any]) -> GatewayOrder:
-    return GatewayOrder(
-        id=str(raw["id"]),
-        amount=int(raw["amount"]),
-        currency=str(raw["currency"]),
-        receipt=raw.get("receipt"),
-        status=str(raw.get("status", "")),
-    )
-
-
-def _refund(raw: dict[str, Any]) -> GatewayRefund:
-    notes = raw.get("notes") or {}
-    return GatewayRefund(
-        id=str(raw["id"]),
-        payment_id=str(raw["payment_id"]),
-        amount=int(raw["amount"]),
-        status=str(raw.get("status", "")),
-        notes={str(k): str(v) for k, v in notes.items()} if isinstance(notes, dict) else {},
-        receipt=raw.get("receipt"),
-    )
-
-
-def _payment(raw: dict[str, Any]) -> GatewayPayment:
-    return GatewayPayment(
-        id=str(raw["id"]),
-        order_id=raw.get("order_id"),
-        amount=int(raw["amount"]),
-        currency=str(raw["currency"]),
-        status=str(raw.get("status", "")),
-    )
 
 
 class RazorpayGateway:
@@ -266,17 +213,36 @@ class RazorpayGateway:
     ) -> GatewayOrder:
         data = {"amount": amount, "currency": currency, "receipt": receipt, "notes": notes}
         raw = await self._call("order.create", lambda c, **kw: c.order.create(data, **kw))
-        return _order(raw)
+        return order_of(raw)
 
     async def find_orders_by_receipt(self, receipt: str) -> list[GatewayOrder]:
-        raw = await self._call(
-            "order.all", lambda c, **kw: c.order.all({"receipt": receipt, "count": 100}, **kw)
+        items = await self._every(
+            "order.all",
+            lambda c, skip, **kw: c.order.all(
+                {"receipt": receipt, "count": PAGE, "skip": skip}, **kw
+            ),
         )
-        return [_order(item) for item in raw.get("items", [])]
+        return [order_of(item) for item in items]
+
+    async def _every(self, what: str, fetch: Any) -> list[dict[str, Any]]:
+        """Every item of a Razorpay collection, page by page: `count` is at most 100, so a
+        payment with more refunds than that (or a receipt with more orders) is read with `skip`
+        until a short page. Newest first, so a new item during the walk can only repeat one
+        already seen (dropped by id), never hide an older one. More than `MAX_PAGES` pages
+        raises `GatewayUnknown`: the caller cannot tell, so it must not decide."""
+        items: dict[str, dict[str, Any]] = {}
+        for page in range(MAX_PAGES):
+            raw = await self._call(what, lambda c, skip=page * PAGE, **kw: fetch(c, skip, **kw))
+            batch = raw.get("items", []) if isinstance(raw, dict) else []
+            for item in batch:
+                items.setdefault(str(item.get("id")), item)
+            if len(batch) < PAGE:
+                return list(items.values())
+        raise GatewayUnknown(f"{what}: more than {MAX_PAGES * PAGE} items, not all read")
 
     async def order_payments(self, order_id: str) -> list[GatewayPayment]:
         raw = await self._call("order.payments", lambda c, **kw: c.order.payments(order_id, **kw))
-        return [_payment(item) for item in raw.get("items", [])]
+        return [payment_of(item) for item in raw.get("items", [])]
 
     async def create_refund(
         self,
@@ -294,15 +260,17 @@ class RazorpayGateway:
                 payment_id, data, headers={"X-Refund-Idempotency": idempotency_key}, **kw
             ),
         )
-        return _refund(raw)
+        return refund_of(raw)
 
     async def list_refunds(self, payment_id: str) -> list[GatewayRefund]:
-        raw = await self._call(
+        items = await self._every(
             "payment.fetch_multiple_refund",
-            lambda c, **kw: c.payment.fetch_multiple_refund(payment_id, {"count": 100}, **kw),
+            lambda c, skip, **kw: c.payment.fetch_multiple_refund(
+                payment_id, {"count": PAGE, "skip": skip}, **kw
+            ),
         )
-        return [_refund(item) for item in raw.get("items", [])]
+        return [refund_of(item) for item in items]
 
     async def fetch_refund(self, refund_id: str) -> GatewayRefund:
         raw = await self._call("refund.fetch", lambda c, **kw: c.refund.fetch(refund_id, **kw))
-        return _refund(raw)
+        return refund_of(raw)
