@@ -8,7 +8,7 @@ import uuid
 import strawberry
 
 from joycart import models
-from joycart.resolvers import orders, owed, refunds
+from joycart.resolvers import orders, owed, refund_retry
 from joycart.schema.context import Context
 from joycart.schema.errors import UserError, user_errors
 from joycart.schema.pagination import (
@@ -123,7 +123,7 @@ class OrdersMutation:
     async def retry_refund(self, info: JCInfo, refund_id: strawberry.ID) -> RefundPayload:
         ctx = info.context
         actor = await ctx.require_user()
-        refund = await refunds.retry_refund(
+        refund = await refund_retry.retry_refund(
             ctx.transaction, ctx.services.gateway, actor=actor, refund_id=refund_id
         )
         refund = await owed.submit_refund(ctx.services, refund)
