@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from joycart.integrations.simulators import serving
 from joycart.integrations.simulators.razorpay.rest import RestApi
 from joycart.integrations.simulators.razorpay.wire import (
     JSON,
     RecordedRequest,
-    _EmbeddedServer,
     _Fault,
     _IdempotentRefund,
 )
@@ -85,17 +84,14 @@ class RazorpaySimulator(RestApi):
         """The uvicorn server and its bound socket. `embedded`: signals are left to whoever owns
         the process (tests, `joycart serve`); otherwise SIGTERM and Ctrl-C stop it (a process of
         its own, `razorpay_process`)."""
-        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only then (else +40 ms per request).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        bound_host, bound_port = sock.getsockname()[:2]
-        self._base_url = f"http://{bound_host}:{bound_port}"
+        sock = serving.bind(host, port)
+        self._base_url = serving.base_url(sock)
         config = uvicorn.Config(
-            self.app, host=host, port=bound_port, log_level="warning", lifespan="off",
-            http="h11", ws="none", proxy_headers=False, timeout_graceful_shutdown=2,
+            self.app, host=host, port=sock.getsockname()[1], log_level="warning",
+            lifespan="off", http="h11", ws="none", proxy_headers=False,
+            timeout_graceful_shutdown=2,
         )  # fmt: skip
-        self._server = _EmbeddedServer(config) if embedded else uvicorn.Server(config)
+        self._server = serving.EmbeddedServer(config) if embedded else uvicorn.Server(config)
         return self._server, sock
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
@@ -103,15 +99,7 @@ class RazorpaySimulator(RestApi):
         if self._thread is not None:
             raise RuntimeError("the Razorpay simulator is already running")
         server, sock = self.make_server(host, port)
-        self._thread = threading.Thread(
-            target=server.run, kwargs={"sockets": [sock]}, name="razorpay-sim", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the Razorpay simulator did not start")
-            time.sleep(0.005)
+        self._thread = serving.start_thread(server, sock, "razorpay-sim")
         return self.base_url
 
     async def serve(self, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -121,8 +109,5 @@ class RazorpaySimulator(RestApi):
 
     def stop(self) -> None:
         self._cancel_timers()
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        serving.stop_thread(self._server, self._thread)
         self._server = self._thread = self._base_url = None

@@ -4,7 +4,6 @@ the parsing rules of its REST API (see the package docstring)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -12,7 +11,7 @@ import re
 import secrets
 import string
 import time
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,14 +152,6 @@ class _DropConnection(Response):
             {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
         )
         await send({"type": "http.response.body", "body": b"", "more_body": True})
-
-
-class _EmbeddedServer(uvicorn.Server):
-    """Leaves signal handling to whoever owns the process (the tests or the dev server)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
 
 
 def _object(body: Any, allowed: set[str]) -> JSON:

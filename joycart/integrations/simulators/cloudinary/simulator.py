@@ -1,13 +1,4 @@
-"""In-process fake of Cloudinary's Upload API for tests and local development.
-
-``CloudinarySimulator`` serves a Starlette app on 127.0.0.1 that the real ``cloudinary`` SDK
-(1.46.x) can talk to when given ``upload_prefix=sim.base_url``.  It implements signed (and
-preset-based unsigned) ``upload`` and ``destroy`` exactly as Cloudinary checks them: cloud name,
-API key, request signature (SHA-1 or SHA-256, detected by length), one-hour timestamp window, size
-limit and image magic bytes.  Uploaded bytes are kept in memory and served back from the ``url``
-in the upload response.  Every request is recorded, and faults (HTTP 500, HTML 502, slow answers)
-can be injected to exercise the caller's error handling.
-"""
+"""The simulator: the Upload API (`upload`, `destroy`) and delivery of stored bytes."""
 
 from __future__ import annotations
 
@@ -17,15 +8,11 @@ import hashlib
 import hmac
 import secrets
 import socket
-import string
-import struct
 import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import MappingProxyType
 
 import uvicorn
 from starlette.applications import Starlette
@@ -35,94 +22,24 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-UNSIGNED_FIELDS = frozenset({"file", "api_key", "signature", "resource_type", "cloud_name"})
-RESOURCE_TYPES = frozenset({"image", "auto", "raw", "video"})
-FAULTS = frozenset({"500", "html502", "slow"})
-CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-_ALNUM = string.ascii_lowercase + string.digits
+from joycart.integrations.simulators import serving
+from joycart.integrations.simulators.cloudinary.state import Recorder
+from joycart.integrations.simulators.cloudinary.wire import (
+    ALNUM,
+    CONTENT_TYPES,
+    RESOURCE_TYPES,
+    RecordedRequest,
+    StoredAsset,
+    detect_image,
+    dimensions,
+    error_response,
+    hexdigest,
+    sign,
+    string_to_sign,
+)
 
 
-def string_to_sign(fields: Mapping[str, str]) -> str:
-    """Cloudinary's (signature version 2) string to sign, before the secret is appended."""
-    pairs = (
-        f"{k}={v}".replace("&", "%26") for k, v in fields.items() if v and k not in UNSIGNED_FIELDS
-    )
-    return "&".join(sorted(pairs))
-
-
-def _hexdigest(algorithm: str, text: str) -> str:
-    # SHA-1 is what Cloudinary's protocol mandates; the name is a parameter on purpose.
-    return hashlib.new(algorithm, text.encode()).hexdigest()
-
-
-def sign(fields: Mapping[str, str], api_secret: str, algorithm: str = "sha1") -> str:
-    """Hex signature of ``fields`` as computed by ``cloudinary.utils.api_sign_request``."""
-    return _hexdigest(algorithm, string_to_sign(fields) + api_secret)
-
-
-def detect_image(data: bytes) -> str | None:
-    """Return ``jpg``/``png``/``webp`` when ``data`` starts with that format's signature."""
-    if data.startswith(b"\xff\xd8\xff"):
-        return "jpg"
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    return None
-
-
-def _dimensions(data: bytes, fmt: str) -> tuple[int, int]:
-    if fmt == "png" and len(data) >= 24 and data[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", data[16:24])
-        return int(width), int(height)
-    return 1, 1
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str
-    fields: dict[str, str]
-    file_size: int | None
-
-
-@dataclass(frozen=True)
-class StoredAsset:
-    public_id: str
-    asset_id: str
-    version: int
-    version_id: str
-    format: str
-    resource_type: str
-    data: bytes
-    width: int
-    height: int
-    tags: tuple[str, ...]
-    created_at: str
-    original_filename: str
-    asset_folder: str
-
-
-@dataclass
-class _Fault:
-    path_suffix: str
-    fault: str
-    remaining: int
-    delay: float
-
-
-@dataclass
-class _State:
-    assets: dict[str, StoredAsset] = field(default_factory=dict)
-    requests: list[RecordedRequest] = field(default_factory=list)
-    faults: list[_Fault] = field(default_factory=list)
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message}}, status_code=status)
-
-
-class CloudinarySimulator:
+class CloudinarySimulator(Recorder):
     """Fake Cloudinary Upload API; see the module docstring."""
 
     def __init__(
@@ -137,8 +54,7 @@ class CloudinarySimulator:
         self.api_secret = api_secret
         self.max_bytes = max_bytes
         self.unsigned_presets: set[str] = set()
-        self._lock = threading.Lock()
-        self._state = _State()
+        super().__init__()
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -155,37 +71,21 @@ class CloudinarySimulator:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         if self._server is not None:
             raise RuntimeError("simulator already started")
-        # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only then (else +40 ms per request).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        bound_port = int(sock.getsockname()[1])
+        sock = serving.bind(host, port)
         config = uvicorn.Config(
             self.app, log_level="warning", lifespan="off", timeout_graceful_shutdown=3
         )
-        server = uvicorn.Server(config)
-        thread = threading.Thread(
-            target=lambda: asyncio.run(server.serve(sockets=[sock])),
-            name=f"cloudinary-sim-{bound_port}",
-            daemon=True,
-        )
-        self._server, self._thread, self._sock = server, thread, sock
-        self._base_url = f"http://{host}:{bound_port}"
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError("cloudinary simulator failed to start")
-            time.sleep(0.01)
-        socket.create_connection((host, bound_port), timeout=2).close()
+        self._server, self._sock = serving.EmbeddedServer(config), sock
+        self._base_url = serving.base_url(sock)
+        try:
+            self._thread = serving.start_thread(self._server, sock, "cloudinary-sim")
+        except RuntimeError:
+            self.stop()
+            raise
         return self._base_url
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+        serving.stop_thread(self._server, self._thread)
         if self._sock is not None:
             self._sock.close()
         self._server = self._thread = self._sock = None
@@ -199,47 +99,6 @@ class CloudinarySimulator:
     @property
     def cloudinary_url(self) -> str:
         return f"cloudinary://{self.api_key}:{self.api_secret}@{self.cloud_name}"
-
-    # ----------------------------------------------------------------- inspection
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        with self._lock:
-            return list(self._state.requests)
-
-    @property
-    def assets(self) -> Mapping[str, StoredAsset]:
-        with self._lock:
-            return MappingProxyType(dict(self._state.assets))
-
-    def reset(self) -> None:
-        """Forget assets, recordings and faults (configuration such as presets is kept)."""
-        with self._lock:
-            self._state = _State()
-
-    # ----------------------------------------------------------------- faults
-    def inject(self, path_suffix: str, fault: str, times: int = 1, delay: float = 0.0) -> None:
-        if path_suffix not in ("upload", "destroy") or fault not in FAULTS or times < 1:
-            raise ValueError(f"bad fault spec: {path_suffix!r} {fault!r} x{times}")
-        with self._lock:
-            self._state.faults.append(_Fault(path_suffix, fault, times, delay))
-
-    def faults_pending(self) -> int:
-        with self._lock:
-            return sum(f.remaining for f in self._state.faults)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._state.faults.clear()
-
-    def _take_fault(self, path_suffix: str) -> _Fault | None:
-        with self._lock:
-            for f in self._state.faults:
-                if f.path_suffix == path_suffix:
-                    f.remaining -= 1
-                    if f.remaining == 0:
-                        self._state.faults.remove(f)
-                    return f
-        return None
 
     # ----------------------------------------------------------------- handlers
     async def _read(self, request: Request) -> tuple[dict[str, str], bytes | None, str]:
@@ -271,20 +130,20 @@ class CloudinarySimulator:
                 return None
             if preset and allow_unsigned:
                 msg = f"Upload preset must be whitelisted for unsigned uploads: {preset}"
-                return _error(400, msg)
-            return _error(400, "Missing required parameter - signature")
+                return error_response(400, msg)
+            return error_response(400, "Missing required parameter - signature")
         if fields.get("api_key") != self.api_key:
-            return _error(401, f"Unknown API key {fields.get('api_key', '')}")
+            return error_response(401, f"Unknown API key {fields.get('api_key', '')}")
         to_sign = string_to_sign(fields)
         expected = sign(fields, self.api_secret, "sha256" if len(given) == 64 else "sha1")
         if not hmac.compare_digest(expected.encode(), given.lower().encode()):
-            return _error(401, f"Invalid Signature {given}. String to sign - '{to_sign}'.")
+            return error_response(401, f"Invalid Signature {given}. String to sign - '{to_sign}'.")
         timestamp = fields.get("timestamp", "")
         if not timestamp.isdigit():
-            return _error(400, "Missing required parameter - timestamp")
+            return error_response(400, "Missing required parameter - timestamp")
         if int(timestamp) < time.time() - 3600:
             at = datetime.fromtimestamp(int(timestamp), UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
-            return _error(
+            return error_response(
                 400, f"Stale request - reported time is {at} which is more than 1 hour ago"
             )
         return None
@@ -294,17 +153,17 @@ class CloudinarySimulator:
         try:
             fields, data, filename = await self._read(request)
         except HTTPException as exc:
-            return _error(400, str(exc.detail))
+            return error_response(400, str(exc.detail))
         fault = self._take_fault(action)
         if fault is not None and fault.fault == "500":
-            return _error(500, "General Error")
+            return error_response(500, "General Error")
         if fault is not None and fault.fault == "html502":
             return HTMLResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", 502)
         cloud, resource_type = request.path_params["cloud"], request.path_params["resource_type"]
         if cloud != self.cloud_name:
-            response: Response = _error(404, f"Invalid cloud_name {cloud}")
+            response: Response = error_response(404, f"Invalid cloud_name {cloud}")
         elif resource_type not in RESOURCE_TYPES:
-            response = _error(404, f"Invalid resource type {resource_type}")
+            response = error_response(404, f"Invalid resource type {resource_type}")
         else:
             denied = self._authenticate(fields, allow_unsigned=action == "upload")
             if denied is not None:
@@ -321,18 +180,18 @@ class CloudinarySimulator:
         self, requested_type: str, fields: Mapping[str, str], data: bytes | None, filename: str
     ) -> Response:
         if data is None:
-            return _error(400, "Missing required parameter - file")
+            return error_response(400, "Missing required parameter - file")
         if len(data) > self.max_bytes:
-            return _error(
+            return error_response(
                 400, f"File size too large. Got {len(data)}. Maximum is {self.max_bytes}."
             )
         fmt = detect_image(data)
         if requested_type == "image" and fmt is None:
-            return _error(400, "Invalid image file")
+            return error_response(400, "Invalid image file")
         resource_type = "image" if fmt else ("video" if requested_type == "video" else "raw")
         fmt = fmt or (filename.rsplit(".", 1)[1].lower() if "." in filename else "bin")
         folder = fields.get("folder", "").strip("/")
-        name = fields.get("public_id") or "".join(secrets.choice(_ALNUM) for _ in range(20))
+        name = fields.get("public_id") or "".join(secrets.choice(ALNUM) for _ in range(20))
         public_id = f"{folder}/{name}" if folder else name
         overwrite = fields.get("overwrite", "1") not in ("0", "false")
         with self._lock:
@@ -340,7 +199,7 @@ class CloudinarySimulator:
             if previous is not None and not overwrite:
                 return JSONResponse({**self._describe(previous), "existing": True})
             now = int(time.time())
-            width, height = _dimensions(data, fmt)
+            width, height = dimensions(data, fmt)
             asset = StoredAsset(
                 public_id=public_id,
                 asset_id=previous.asset_id if previous else uuid.uuid4().hex,
@@ -370,7 +229,7 @@ class CloudinarySimulator:
             "public_id": asset.public_id,
             "version": asset.version,
             "version_id": asset.version_id,
-            "signature": _hexdigest("sha1", to_sign),
+            "signature": hexdigest("sha1", to_sign),
             "width": asset.width,
             "height": asset.height,
             "format": asset.format,
@@ -392,7 +251,7 @@ class CloudinarySimulator:
 
     def _destroy(self, fields: Mapping[str, str]) -> Response:
         if not fields.get("public_id"):
-            return _error(400, "Missing required parameter - public_id")
+            return error_response(400, "Missing required parameter - public_id")
         with self._lock:
             found = self._state.assets.pop(fields["public_id"], None) is not None
         return JSONResponse({"result": "ok" if found else "not found"})
