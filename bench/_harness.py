@@ -45,6 +45,32 @@ def free_port() -> int:
         return port
 
 
+def start_plain(
+    script: str, database_url: str, path: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start a plain yardstick route, `bench/<script> PORT DATABASE_URL`, and return it with its
+    URL once it answers HTTP at all (a GET on a POST route is a 405: it is up)."""
+    port = free_port()
+    here = ROOT / "bench"
+    proc = subprocess.Popen(
+        [sys.executable, str(here / script), str(port), database_url],
+        cwd=here,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://{HOST}:{port}{path}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{script} exited early")
+        try:
+            httpx.get(url, timeout=2)
+            return proc, url
+        except httpx.TransportError:
+            time.sleep(0.05)
+    proc.terminate()
+    raise RuntimeError(f"{script} did not answer within 30 s")
+
+
 def line(label: str, value: str) -> None:
     """One result line: plain text, aligned, flushed at once."""
     print(f"{label:<44} {value}", flush=True)

@@ -2,7 +2,7 @@
 
 Seeds 3 sellers x 60 products, each with 1-2 image rows (SQL, not measured), then measures
 requests per second of POST /graphql on one `joycart serve` process, and of a plain Starlette
-route (this file, `--serve-plain`, one uvicorn process) that runs the same three SQL statements
+route (`plain_catalog.py`, one uvicorn process) that runs the same three SQL statements
 the GraphQL path runs (the page of products, the sellers by id, the images by product id) on
 the same database with the same engine settings, and answers the same JSON. The two answers
 are compared before anything is measured. GraphQL and plain are measured in alternation
@@ -17,23 +17,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import cProfile
 import io
 import os
 import pstats
 import random
-import subprocess
-import sys
 import time
-from collections import defaultdict
-from pathlib import Path
-from typing import Any
 
 import asyncpg
 import httpx
 import orjson
-from _harness import HOST, Server, cpu_seconds, free_port, line, temp_dir
+from _harness import Server, cpu_seconds, line, start_plain, temp_dir
 from _load import LoadResult, load_post
 from _seed import asyncpg_dsn, seed_products, seed_users
 
@@ -44,100 +38,6 @@ PAGE = 50
 QUERY = """{ products(first: 50) { edges { cursor node { id name description
   price { amount currency } stock seller { id name } images { id url } } }
   pageInfo { hasNextPage endCursor } } }"""
-
-
-# ---------------------------------------------------------------------------------------------
-# The plain route: the same SQL, by hand, into the same JSON.
-
-
-def plain_app(database_url: str) -> Any:
-    from sqlalchemy import ARRAY, Uuid, any_, bindparam, select
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from joycart.db import make_engine
-    from joycart.models import Product, ProductImage, User
-
-    engine = make_engine(database_url)
-    products = Product.__table__.c
-    users = User.__table__.c
-    images = ProductImage.__table__.c
-    keys = bindparam("keys", type_=ARRAY(Uuid()))
-    page_of = (
-        select(
-            products.id,
-            products.seller_id,
-            products.name,
-            products.description,
-            products.price,
-            products.currency,
-            products.stock,
-            products.created_at,
-        )
-        .where(products.deleted_at.is_(None))
-        .order_by(products.created_at.desc(), products.id.desc())
-    )
-    sellers_of = select(users.id, users.email, users.name, users.role).where(users.id == any_(keys))
-    images_of = (
-        select(images.id, images.product_id, images.url)
-        .where(images.product_id == any_(keys))
-        .order_by(images.created_at, images.id)
-    )
-
-    def cursor(created_at: Any, row_id: Any) -> str:
-        raw = f"{created_at.isoformat()}|{row_id}".encode()
-        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-    async def products_page(request: Request) -> Response:
-        first = int(orjson.loads(await request.body()).get("first", 20))
-        async with engine.connect() as conn:
-            rows = (await conn.execute(page_of.limit(first + 1))).all()
-            page = rows[:first]
-            seller_ids = list(dict.fromkeys(r.seller_id for r in page))
-            sellers = {r.id: r for r in await conn.execute(sellers_of, {"keys": seller_ids})}
-            by_product: dict[Any, list[Any]] = defaultdict(list)
-            for r in await conn.execute(images_of, {"keys": [p.id for p in page]}):
-                by_product[r.product_id].append(r)
-        edges = [
-            {
-                "cursor": cursor(p.created_at, p.id),
-                "node": {
-                    "id": str(p.id),
-                    "name": p.name,
-                    "description": p.description,
-                    "price": {"amount": p.price, "currency": p.currency},
-                    "stock": p.stock,
-                    "seller": {"id": str(p.seller_id), "name": sellers[p.seller_id].name},
-                    "images": [{"id": str(i.id), "url": i.url} for i in by_product[p.id]],
-                },
-            }
-            for p in page
-        ]
-        body = {
-            "products": {
-                "edges": edges,
-                "pageInfo": {
-                    "hasNextPage": len(rows) > first,
-                    "endCursor": edges[-1]["cursor"] if edges else None,
-                },
-            }
-        }
-        return Response(orjson.dumps(body), media_type="application/json")
-
-    return Starlette(routes=[Route("/products", products_page, methods=["POST"])])
-
-
-def serve_plain(port: int, database_url: str) -> None:
-    import uvicorn
-
-    uvicorn.run(
-        plain_app(database_url), host=HOST, port=port, log_level="warning", access_log=False
-    )
-
-
-# ---------------------------------------------------------------------------------------------
 
 
 async def seed(server: Server) -> None:
@@ -166,27 +66,6 @@ async def seed(server: Server) -> None:
     line("seeded", f"{SELLERS} sellers, {len(ids)} products, {len(image_rows)} image rows")
 
 
-def start_plain(database_url: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, __file__, "--serve-plain", str(port), "--database-url", database_url],
-        cwd=Path(__file__).resolve().parent,
-    )
-    url = f"http://{HOST}:{port}/products"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the plain app exited early")
-        try:
-            if httpx.post(url, json={"first": 1}, timeout=2).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    proc.terminate()
-    raise RuntimeError("the plain app did not answer within 30 s")
-
-
 def compare(graphql_url: str, plain_url: str) -> None:
     g = httpx.post(graphql_url, json={"query": QUERY}, timeout=10).json()
     p = httpx.post(plain_url, json={"first": PAGE}, timeout=10).json()
@@ -203,7 +82,7 @@ def measure(args: argparse.Namespace) -> None:
     with temp_dir("joycart-bench-catalog-") as tmp, Server(tmp / "data") as server:
         asyncio.run(seed(server))
         graphql_url = f"{server.url}/graphql"
-        plain, plain_url = start_plain(server.database_url)
+        plain, plain_url = start_plain("plain_catalog.py", server.database_url, "/products")
         try:
             compare(graphql_url, plain_url)
             g_body = orjson.dumps({"query": QUERY})
@@ -299,12 +178,8 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--profile", action="store_true", help="cProfile schema.execute instead")
     parser.add_argument("--profile-requests", type=int, default=300)
-    parser.add_argument("--serve-plain", type=int, metavar="PORT", help=argparse.SUPPRESS)
-    parser.add_argument("--database-url", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve_plain:
-        serve_plain(args.serve_plain, args.database_url)
-    elif args.profile:
+    if args.profile:
         profile(args.profile_requests)
     else:
         measure(args)

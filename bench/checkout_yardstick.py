@@ -19,8 +19,6 @@ import os
 import random
 import statistics
 import subprocess
-import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -28,7 +26,8 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from _harness import HOST, Server, cpu_seconds, free_port, line, temp_dir
+from _checkout_snapshot import mask_answer, snapshot
+from _harness import Server, cpu_seconds, line, start_plain, temp_dir
 from _load import run_batch
 from _seed import Seeded, asyncpg_dsn, seed_products, seed_users
 from checkout import Request, checkout_request
@@ -79,7 +78,7 @@ async def seed(server: Server, buyers: int) -> list[Seeded]:
     return seeded
 
 
-def start_plain(server: Server) -> tuple[subprocess.Popen[bytes], str]:
+def start_plain_checkout(server: Server) -> tuple[subprocess.Popen[bytes], str]:
     secrets = server.secrets()
     config = {
         "jwt_secret": secrets["jwt_secret"],
@@ -88,106 +87,8 @@ def start_plain(server: Server) -> tuple[subprocess.Popen[bytes], str]:
         "url": server.razorpay.url,
         "timeout": "10",
     }
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "plain_checkout.py"), str(port), server.database_url],
-        cwd=HERE,
-        env={**os.environ, CONFIG_ENV: json.dumps(config)},
-    )
-    url = f"http://{HOST}:{port}/checkout"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the plain app exited early")
-        try:
-            httpx.get(url, timeout=2)  # 405: the route is up
-            return proc, url
-        except httpx.TransportError:
-            time.sleep(0.05)
-    proc.terminate()
-    raise RuntimeError("the plain app did not answer within 30 s")
-
-
-async def snapshot(conn: asyncpg.Connection, buyer: uuid.UUID) -> dict[str, Any]:
-    """What one checkout left, with its own ids replaced by what they name."""
-    order = await conn.fetchrow("SELECT * FROM orders WHERE buyer_id = $1", buyer)
-    assert order is not None
-    payment = await conn.fetchrow("SELECT * FROM payments WHERE order_id = $1", order["id"])
-    assert payment is not None
-    names: dict[Any, str] = {
-        order["id"]: "<order>",
-        str(order["id"]): "<order>",
-        payment["id"]: "<payment>",
-        str(payment["id"]): "<payment>",
-        buyer: "<buyer>",
-        f"user:{buyer}": "user:<buyer>",
-        order["idempotency_key"]: "<key>",
-        payment["razorpay_order_id"]: "<razorpay order>",
-        f"gateway-order:{payment['id']}": "gateway-order:<payment>",
-    }
-
-    def named(row: Any) -> dict[str, Any]:
-        out = {}
-        for k, v in dict(row).items():
-            if k in ("id", "created_at", "updated_at", "added_at"):
-                continue
-            if isinstance(v, str) and v.startswith("{"):
-                v = {a: names.get(b, b) for a, b in json.loads(v).items()}
-            out[k] = names.get(v, v) if isinstance(v, str | uuid.UUID) else v
-        return out
-
-    def rows(records: list[Any]) -> list[dict[str, Any]]:
-        return [named(r) for r in records]
-
-    o = named(order)
-    # Both sides take the clock more than once per row: compare to the second.
-    o["expires_at"] = round((order["expires_at"] - order["created_at"]).total_seconds())
-    p = named(payment)
-    return {
-        "order": o,
-        "payment": p,
-        "items": rows(
-            await conn.fetch(
-                "SELECT * FROM order_items WHERE order_id = $1 ORDER BY position", order["id"]
-            )
-        ),
-        "ledger": rows(
-            await conn.fetch(
-                "SELECT * FROM stock_ledger WHERE order_id = $1 ORDER BY product_id", order["id"]
-            )
-        ),
-        "jobs": rows(
-            await conn.fetch(
-                "SELECT kind, payload::text, dedupe_key, status, attempts, locked_until, "
-                "lease_token, round(extract(epoch FROM run_at - created_at)) AS delay "
-                "FROM jobs WHERE dedupe_key = $1",
-                f"gateway-order:{payment['id']}",
-            )
-        ),
-        "events": rows(
-            await conn.fetch(
-                "SELECT kind, subject, subject_id, order_item_id, from_status, to_status, actor, "
-                "webhook_event_id, detail::text FROM order_events WHERE order_id = $1 ORDER BY id",
-                order["id"],
-            )
-        ),
-        "cart lines left": await conn.fetchval(
-            "SELECT count(*) FROM cart_items WHERE user_id = $1", buyer
-        ),
-        "leases left": await conn.fetchval("SELECT count(*) FROM call_leases"),
-    }
-
-
-def mask_answer(answer: Any) -> Any:
-    order = answer["order"]
-    return {
-        **answer,
-        "order": {
-            **order,
-            "id": "<order>",
-            "payment": {**order["payment"], "razorpayOrderId": "<razorpay order>"},
-        },
-    }
+    env = {CONFIG_ENV: json.dumps(config)}
+    return start_plain("plain_checkout.py", server.database_url, "/checkout", env)
 
 
 async def compare(server: Server, graphql: str, plain: str, buyers: list[Seeded]) -> None:
@@ -228,7 +129,7 @@ async def measure(args: argparse.Namespace) -> None:
         warm = 10
         buyers = await seed(server, 2 + 2 * warm + 2 * args.rounds * args.batch)
         graphql = f"{server.url}/graphql"
-        plain, plain_url = start_plain(server)
+        plain, plain_url = start_plain_checkout(server)
         try:
             assert server.proc is not None
             makers = {

@@ -28,17 +28,16 @@ import asyncio
 import gc
 import json
 import os
-import resource
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 from _harness import Server, cpu_seconds, line, temp_dir
+from _load import raise_fd_limit, rss_kib
 from _seed import asyncpg_dsn, seed_users
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Subprotocol
@@ -54,20 +53,6 @@ PROTOCOL = Subprotocol("graphql-transport-ws")
 BATCHES_PER_SECOND = 10
 CONNECT_CONCURRENCY = 50
 SETTLE_SECONDS = 60.0  # after the last update, how long the clients may take to catch up
-
-
-def rss_kib(pid: int) -> int:
-    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if row.startswith("VmRSS:"):
-            return int(row.split()[1])
-    raise RuntimeError("no VmRSS")
-
-
-def raise_fd_limit(wanted: int) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(hard, max(soft, wanted)) if hard != resource.RLIM_INFINITY else max(soft, wanted)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-    return target
 
 
 async def seed_orders(conn: asyncpg.Connection, n: int, jwt_secret: str) -> list[tuple[str, str]]:
