@@ -1,7 +1,9 @@
 """How `LeanExecutor` completes each field of a selection: one `Step` per response key.
 
-A step is decided once per request for each selection set (graphql-core hands the same grouped
-field set to every item of a list), from the field's definition alone:
+What a field's step is depends on its definition alone, and is worked out once per object
+type (`field_steps`); each request then builds the steps of its selection sets once
+(graphql-core hands the same grouped field set to every item of a list), adding the response
+keys and sub-selections:
 
 - `TYPENAME`: `__typename`, the parent type's name.
 - `LEAF`: a plain attribute read (Strawberry's default resolver, `getattr`, no resolver
