@@ -12,7 +12,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from joycart.models import Capture, Order, OrderItem, Payment
@@ -20,13 +21,28 @@ from joycart.models.base import detached
 
 _ORDERS = Order.__table__
 _PAYMENTS = Payment.__table__
-_ORDER_OF = select(Payment.order_id).where(Payment.razorpay_order_id == bindparam("rzp"))
-_LOCK_ORDER = select(_ORDERS).where(Order.id == bindparam("order")).with_for_update()
+# The order of this Razorpay order's payment session, locked; the order id is read by the same
+# statement (a session never changes order; the payment row is not locked by it).
+_LOCK_ORDER = (
+    select(_ORDERS)
+    .where(
+        Order.id
+        == select(Payment.order_id)
+        .where(Payment.razorpay_order_id == bindparam("rzp"))
+        .scalar_subquery()
+    )
+    .with_for_update(of=_ORDERS)
+)
 _LOCK_PAYMENT = (
     select(_PAYMENTS).where(Payment.razorpay_order_id == bindparam("rzp")).with_for_update()
 )
-_CAPTURE_SEEN = select(Capture.id).where(Capture.gateway_payment_id == bindparam("pay"))
-_INSERT_CAPTURE = insert(Capture)
+# A gateway payment id already recorded is a duplicate delivery: nothing is written, and the
+# insert tells (no row returned), without a lookup of its own.
+_INSERT_CAPTURE = (
+    insert(Capture)
+    .on_conflict_do_nothing(index_elements=[Capture.gateway_payment_id])
+    .returning(Capture.id)
+)
 # Units still active when the order is paid: every one cancelled later is refunded.
 _ITEMS_PAID = (
     update(OrderItem)
@@ -41,16 +57,11 @@ async def lock_session(
     """The order, then the payment session of this Razorpay order, each locked `FOR UPDATE`
     (the order first: the same order as every other writer), as detached copies of their rows;
     None for a Razorpay order that is not ours."""
-    order_id = await conn.scalar(_ORDER_OF, {"rzp": razorpay_order_id})
-    if order_id is None:
+    order = (await conn.execute(_LOCK_ORDER, {"rzp": razorpay_order_id})).one_or_none()
+    if order is None:
         return None
-    order = (await conn.execute(_LOCK_ORDER, {"order": order_id})).one()
     payment = (await conn.execute(_LOCK_PAYMENT, {"rzp": razorpay_order_id})).one()
     return detached(Order, order._mapping), detached(Payment, payment._mapping)
-
-
-async def capture_seen(conn: AsyncConnection, gateway_payment_id: str) -> bool:
-    return await conn.scalar(_CAPTURE_SEEN, {"pay": gateway_payment_id}) is not None
 
 
 async def insert_capture(
@@ -62,8 +73,9 @@ async def insert_capture(
     currency: str,
     owed: bool,
     now: datetime,
-) -> Capture:
-    """Write the capture row; returns a detached copy of it."""
+) -> Capture | None:
+    """Write the capture row; returns a detached copy of it, or None (and writes nothing) if
+    this gateway payment id has a capture already."""
     values = {
         "id": uuid.uuid4(),
         "payment_id": payment.id,
@@ -73,7 +85,8 @@ async def insert_capture(
         "owed": owed,
         "created_at": now,
     }
-    await conn.execute(_INSERT_CAPTURE, values)
+    if await conn.scalar(_INSERT_CAPTURE, values) is None:
+        return None
     return detached(Capture, values)
 
 

@@ -38,8 +38,6 @@ async def apply_capture_event(session: AsyncSession, entity: dict[str, Any], eve
         return "unknown razorpay order"
     order, payment = locked
     gateway_payment_id = str(entity.get("id"))
-    if await capture_rows.capture_seen(conn, gateway_payment_id):
-        return "duplicate capture"
     amount, currency = entity.get("amount"), entity.get("currency")
     why_not: str | None = None
     if not isinstance(amount, int) or amount != payment.amount or currency != payment.currency:
@@ -58,6 +56,8 @@ async def apply_capture_event(session: AsyncSession, entity: dict[str, Any], eve
         owed=why_not is None,
         now=now,
     )
+    if capture is None:
+        return "duplicate capture"
     actor = f"webhook:{event_id}"
     if why_not is None:
         await capture_rows.mark_items_paid(conn, order.id)
