@@ -4,10 +4,11 @@ A Starlette app on `joycart.db.make_engine` that does what JoyCart's `POST /webh
 does for a `payment.captured` of what the session owes: the hex HMAC-SHA256 of the raw body
 with a constant-time compare, the inbox insert deduplicated on the body's SHA-256 (its own
 transaction, committed first), then in one transaction `SET LOCAL lock_timeout`, the inbox row
-`FOR UPDATE`, the payment's order id, the order `FOR UPDATE`, the payment `FOR UPDATE`, the
-duplicate-capture check, the capture insert, the items' `paid_quantity`, payment CAPTURED,
-order PAID, the two order events and the inbox row's outcome. Anything else is queued as a
-job (202). `webhook.py` starts it in its own uvicorn process.
+`FOR UPDATE`, the order `FOR UPDATE` (its id read from the payment by the same statement), the
+payment `FOR UPDATE`, the capture insert (`ON CONFLICT DO NOTHING`: no row back is a duplicate),
+the items' `paid_quantity`, payment CAPTURED, order PAID, the two order events and the inbox
+row's outcome. Anything else is queued as a job (202). `webhook.py` starts it in its own uvicorn
+process.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ INBOX_INSERT = """INSERT INTO webhook_events (body_sha256, event_type, event_id_
 INBOX_LOCK = (
     "SELECT outcome, processed_at FROM webhook_events WHERE webhook_events.id = :id FOR UPDATE"
 )
-ORDER_OF = "SELECT payments.order_id FROM payments WHERE payments.razorpay_order_id = :rzp"
-ORDER_LOCK = "SELECT * FROM orders WHERE orders.id = :id FOR UPDATE"
+ORDER_LOCK = """SELECT * FROM orders WHERE orders.id = (SELECT payments.order_id FROM payments
+  WHERE payments.razorpay_order_id = :rzp) FOR UPDATE OF orders"""
 PAYMENT_LOCK = "SELECT * FROM payments WHERE payments.razorpay_order_id = :rzp FOR UPDATE"
-CAPTURE_SEEN = "SELECT captures.id FROM captures WHERE captures.gateway_payment_id = :pay"
 CAPTURE_INSERT = """INSERT INTO captures (id, payment_id, gateway_payment_id, amount, currency,
-    owed, created_at) VALUES (:id, :payment, :pay, :amount, :currency, true, :now)"""
+    owed, created_at) VALUES (:id, :payment, :pay, :amount, :currency, true, :now)
+  ON CONFLICT (gateway_payment_id) DO NOTHING RETURNING captures.id"""
 ITEMS_PAID = """UPDATE order_items SET paid_quantity=(order_items.quantity -
     order_items.cancelled_quantity) WHERE order_items.order_id = :order"""
 PAYMENT_CAPTURED = """UPDATE payments SET status='CAPTURED', razorpay_payment_id=:pay,
@@ -60,10 +61,8 @@ JOB_INSERT = """INSERT INTO jobs (kind, payload, dedupe_key, status, run_at, att
 SQL = {
     "INBOX_INSERT": INBOX_INSERT,
     "INBOX_LOCK": INBOX_LOCK,
-    "ORDER_OF": ORDER_OF,
     "ORDER_LOCK": ORDER_LOCK,
     "PAYMENT_LOCK": PAYMENT_LOCK,
-    "CAPTURE_SEEN": CAPTURE_SEEN,
     "CAPTURE_INSERT": CAPTURE_INSERT,
     "ITEMS_PAID": ITEMS_PAID,
     "PAYMENT_CAPTURED": PAYMENT_CAPTURED,
@@ -95,14 +94,11 @@ def plain_app(database_url: str, secret: str) -> Any:
             if inbox.processed_at is not None:
                 return str(inbox.outcome or "already applied")
             rzp = entity.get("order_id")
-            order_id = await conn.scalar(sql["ORDER_OF"], {"rzp": rzp})
-            if order_id is None:
+            order = (await conn.execute(sql["ORDER_LOCK"], {"rzp": rzp})).one_or_none()
+            if order is None:
                 return "unknown razorpay order"
-            order = (await conn.execute(sql["ORDER_LOCK"], {"id": order_id})).one()
             payment = (await conn.execute(sql["PAYMENT_LOCK"], {"rzp": rzp})).one()
             pay = str(entity.get("id"))
-            if await conn.scalar(sql["CAPTURE_SEEN"], {"pay": pay}):
-                return "duplicate capture"
             amount, currency = entity.get("amount"), entity.get("currency")
             if (
                 amount != payment.amount
@@ -112,7 +108,7 @@ def plain_app(database_url: str, secret: str) -> Any:
             ):
                 raise NotImplementedError("the yardstick only applies captures that are owed")
             now = datetime.now(UTC)
-            await conn.execute(
+            inserted = await conn.scalar(
                 sql["CAPTURE_INSERT"],
                 {
                     "id": uuid.uuid4(),
@@ -123,6 +119,8 @@ def plain_app(database_url: str, secret: str) -> Any:
                     "now": now,
                 },
             )
+            if inserted is None:
+                return "duplicate capture"
             await conn.execute(sql["ITEMS_PAID"], {"order": order.id})
             await conn.execute(sql["PAYMENT_CAPTURED"], {"pay": pay, "now": now, "id": payment.id})
             await conn.execute(sql["ORDER_PAID"], {"now": now, "id": order.id})

@@ -6,23 +6,13 @@ Any other capture is recorded and refunded automatically.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from joycart.models import (
-    Capture,
-    Order,
-    OrderItem,
-    OrderStatus,
-    Payment,
-    PaymentStatus,
-    RefundReason,
-)
-from joycart.resolvers import states
+from joycart.models import Order, OrderStatus, Payment, PaymentStatus, RefundReason
+from joycart.resolvers import capture_rows, state_rows, states
 from joycart.resolvers.payment_sessions import OPEN_SESSION_STATES
 from joycart.resolvers.refunds import create_refund, owe_refund_call
 
@@ -32,26 +22,14 @@ log = logging.getLogger("joycart.payments")
 async def _lock_session(
     session: AsyncSession, razorpay_order_id: object
 ) -> tuple[Order, Payment] | None:
+    """The order and its payment session locked, as detached copies (see `capture_rows`)."""
     if not isinstance(razorpay_order_id, str):
         return None
-    order_id = await session.scalar(
-        select(Payment.order_id).where(Payment.razorpay_order_id == razorpay_order_id)
-    )
-    if order_id is None:
-        return None
-    # Lock order first, then its rows: the same order as every other writer.
-    order = await session.get_one(Order, order_id, with_for_update=True, populate_existing=True)
-    payment = await session.scalar(
-        select(Payment)
-        .where(Payment.razorpay_order_id == razorpay_order_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert payment is not None
-    return order, payment
+    return await capture_rows.lock_session(await session.connection(), razorpay_order_id)
 
 
 async def apply_capture_event(session: AsyncSession, entity: dict[str, Any], event_id: int) -> str:
+    conn = await session.connection()
     locked = await _lock_session(session, entity.get("order_id"))
     if locked is None:
         log.warning(
@@ -60,10 +38,6 @@ async def apply_capture_event(session: AsyncSession, entity: dict[str, Any], eve
         return "unknown razorpay order"
     order, payment = locked
     gateway_payment_id = str(entity.get("id"))
-    if await session.scalar(
-        select(Capture.id).where(Capture.gateway_payment_id == gateway_payment_id)
-    ):
-        return "duplicate capture"
     amount, currency = entity.get("amount"), entity.get("currency")
     why_not: str | None = None
     if not isinstance(amount, int) or amount != payment.amount or currency != payment.currency:
@@ -72,46 +46,44 @@ async def apply_capture_event(session: AsyncSession, entity: dict[str, Any], eve
         why_not = f"order is {order.status.value}"
     elif payment.status not in OPEN_SESSION_STATES:
         why_not = f"payment session is {payment.status.value}"
-    capture = Capture(
-        id=uuid.uuid4(),
-        payment_id=payment.id,
-        gateway_payment_id=gateway_payment_id,
+    now = datetime.now(UTC)
+    capture = await capture_rows.insert_capture(
+        conn,
+        payment,
+        gateway_payment_id,
         amount=amount if isinstance(amount, int) else 0,
         currency=str(currency),
         owed=why_not is None,
+        now=now,
     )
-    session.add(capture)
-    await session.flush()
+    if capture is None:
+        return "duplicate capture"
     actor = f"webhook:{event_id}"
     if why_not is None:
-        payment.razorpay_payment_id = gateway_payment_id
-        order.paid_at = datetime.now(UTC)
-        await session.execute(
-            update(OrderItem)
-            .where(OrderItem.order_id == order.id)
-            .values(paid_quantity=OrderItem.quantity - OrderItem.cancelled_quantity)
-        )
-        states.move(
-            session,
-            order,
-            payment,
-            PaymentStatus.CAPTURED,
-            kind="PAYMENT_CAPTURED",
-            actor=actor,
-            webhook_event_id=event_id,
-            razorpay_payment_id=gateway_payment_id,
-            amount=amount,
-        )
-        states.move(
-            session,
-            order,
-            order,
-            OrderStatus.PAID,
-            kind="ORDER_PAID",
-            actor=actor,
-            webhook_event_id=event_id,
-        )
+        await capture_rows.mark_items_paid(conn, order.id)
+        async with state_rows.row_moves(
+            conn, order.id, actor=actor, webhook_event_id=event_id
+        ) as moves:
+            await moves.move(
+                Payment,
+                payment.id,
+                payment.status,
+                PaymentStatus.CAPTURED,
+                kind="PAYMENT_CAPTURED",
+                columns={"razorpay_payment_id": gateway_payment_id, "updated_at": now},
+                razorpay_payment_id=gateway_payment_id,
+                amount=amount,
+            )
+            await moves.move(
+                Order,
+                order.id,
+                order.status,
+                OrderStatus.PAID,
+                kind="ORDER_PAID",
+                columns={"paid_at": now, "updated_at": now},
+            )
         return "paid"
+    session.add_all((order, payment))  # the rest goes through the unit of work, a rare path
     states.record(
         session,
         order,
@@ -151,6 +123,7 @@ async def apply_payment_failed_event(
     if locked is None:
         return "unknown razorpay order"
     order, payment = locked
+    session.add_all((order, payment))
     details: dict[str, Any] = {
         "actor": f"webhook:{event_id}",
         "webhook_event_id": event_id,

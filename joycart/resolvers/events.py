@@ -2,7 +2,8 @@
 
 `states.record` adds the row as an ORM object (written at the next flush, with whatever else
 the transaction changed); `record_now` writes it at once with one prebuilt INSERT on the
-session's connection, for hot paths that write their other rows the same way (checkout).
+session's connection, for hot paths that write their other rows the same way (checkout), and
+`insert_rows` writes several (`state_rows`: the capture webhook).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from joycart.models import OrderEvent
 from joycart.observability import logs
@@ -63,6 +64,11 @@ def event_row(
         "webhook_event_id": webhook_event_id,
         "detail": kept,
     }
+
+
+async def insert_rows(conn: AsyncConnection, rows: list[dict[str, Any]]) -> None:
+    """Write event rows made by `event_row`, all with one prebuilt INSERT."""
+    await conn.execute(_INSERT_EVENT, rows)
 
 
 async def record_now(

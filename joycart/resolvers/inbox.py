@@ -10,7 +10,7 @@ import hashlib
 import logging
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 
 from joycart.db import Sessions
@@ -22,26 +22,47 @@ from joycart.resolvers import payments
 log = logging.getLogger("joycart.webhooks")
 
 
+# The inbox's statements, built once (every webhook sends all three).
+_RECORD = (
+    insert(WebhookEvent)
+    .on_conflict_do_update(
+        index_elements=[WebhookEvent.body_sha256],
+        set_={"deliveries": WebhookEvent.deliveries + 1},
+    )
+    .returning(WebhookEvent.id, WebhookEvent.processed_at)
+)
+_LOCK = (
+    select(
+        WebhookEvent.event_type,
+        WebhookEvent.payload,
+        WebhookEvent.outcome,
+        WebhookEvent.processed_at,
+    )
+    .where(WebhookEvent.id == bindparam("row"))
+    .with_for_update()
+)
+_SETTLE = update(WebhookEvent).where(WebhookEvent.id == bindparam("row"))
+
+
 async def record_event(
     sessions: Sessions, body: bytes, payload: dict[str, Any], event_id: str | None
 ) -> tuple[int, bool]:
     """Store the event once; returns its row id and whether it was already applied."""
+    now = utcnow()
     async with sessions() as session, session.begin():
+        conn = await session.connection()
         row = (
-            await session.execute(
-                insert(WebhookEvent)
-                .values(
-                    body_sha256=hashlib.sha256(body).digest(),
-                    event_type=str(payload.get("event", ""))[:80],
-                    event_id_header=event_id[:80] if event_id else None,
-                    payload=payload,
-                    deliveries=1,
-                )
-                .on_conflict_do_update(
-                    index_elements=[WebhookEvent.body_sha256],
-                    set_={"deliveries": WebhookEvent.deliveries + 1},
-                )
-                .returning(WebhookEvent.id, WebhookEvent.processed_at)
+            await conn.execute(
+                _RECORD,
+                {
+                    "body_sha256": hashlib.sha256(body).digest(),
+                    "event_type": str(payload.get("event", ""))[:80],
+                    "event_id_header": event_id[:80] if event_id else None,
+                    "payload": payload,
+                    "deliveries": 1,
+                    "received_at": now,
+                    "updated_at": now,
+                },
             )
         ).one()
     return row.id, row.processed_at is not None
@@ -52,17 +73,20 @@ async def apply_recorded(
 ) -> str:
     """Apply a recorded event under row locks, at most once."""
     async with sessions() as session, session.begin():
+        conn = await session.connection()
         if lock_timeout_ms is not None:
-            await session.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
-        event = await session.get_one(WebhookEvent, event_row_id, with_for_update=True)
+            await conn.execute(text(f"SET LOCAL lock_timeout = {int(lock_timeout_ms)}"))
+        event = (await conn.execute(_LOCK, {"row": event_row_id})).one()
         if event.processed_at is not None:
             metrics.webhook_received(event.event_type, "duplicate")
             return event.outcome or "already applied"
         outcome = await payments.apply_event(
-            session, event_type=event.event_type, payload=event.payload, event_id=event.id
+            session, event_type=event.event_type, payload=event.payload, event_id=event_row_id
         )
-        event.outcome = outcome[:500]
-        event.processed_at = utcnow()
+        await conn.execute(
+            _SETTLE,
+            {"row": event_row_id, "outcome": outcome[:500], "processed_at": utcnow()},
+        )
     log.info("webhook %s (%s): %s", event_row_id, event.event_type, outcome)
     metrics.webhook_applied(event.event_type, event.payload.get("created_at"), outcome)
     return outcome

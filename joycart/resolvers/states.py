@@ -2,9 +2,10 @@
 
 Each aggregate has one transition table below. `move` is the only code that changes a status: it
 checks the table, sets the status and appends the order event in the same transaction, so the
-order's history always explains its state. `record` appends an event that changes no status.
-A transition the table does not allow is a bug, not a client error: it raises
-`IllegalTransition` and the transaction rolls back.
+order's history always explains its state (`state_rows.RowMoves` does the same, through
+`check_move`, for rows a hot path reads and writes with prebuilt statements). `record` appends
+an event that changes no status. A transition the table does not allow is a bug, not a client
+error: it raises `IllegalTransition` and the transaction rolls back.
 
 Lock order, the same for every writer (so no two transactions ever wait on each other in a
 cycle):
@@ -212,6 +213,18 @@ def can_move(subject: Subject, to: enum.Enum) -> bool:
     return to in TRANSITIONS[type(subject)][subject.status]
 
 
+def check_move(
+    of: type[Subject], subject_id: uuid.UUID, current: enum.Enum, to: enum.Enum, *, kind: str
+) -> None:
+    """Raise `IllegalTransition` unless the table of `of` allows `current -> to`. `move` and the
+    prebuilt-statement moves of `state_rows` both ask here."""
+    if to not in TRANSITIONS[of][current]:
+        raise IllegalTransition(
+            f"{SUBJECT_NAMES[of]} {subject_id}: {current.value} -> {to.value} "
+            f"is not allowed ({kind})"
+        )
+
+
 def _item_of(subject: Subject | None) -> uuid.UUID | None:
     if isinstance(subject, OrderItem):
         return subject.id
@@ -271,11 +284,7 @@ def move(
     shipment holds several items: each gets an event naming it, see resolvers/fulfilment.py).
     """
     current = subject.status
-    if to not in TRANSITIONS[type(subject)][current]:
-        raise IllegalTransition(
-            f"{SUBJECT_NAMES[type(subject)]} {subject.id}: {current.value} -> {to.value} "
-            f"is not allowed ({kind})"
-        )
+    check_move(type(subject), subject.id, current, to, kind=kind)
     subject.status = to  # type: ignore[assignment]  # the table above is keyed by its enum
     return record(
         session,

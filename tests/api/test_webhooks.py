@@ -91,6 +91,33 @@ async def test_twenty_deliveries_of_one_event_change_state_once(
     await assert_invariants(services.engine)
 
 
+async def test_order_paid_after_payment_captured_is_a_duplicate_capture_and_writes_nothing(
+    api: Api, razorpay: RazorpaySimulator, services: Services
+) -> None:
+    """Two events (two bodies, two inbox rows) carrying the same captured payment: the second
+    finds its capture already recorded and changes nothing."""
+    order_id, rzp_order, token = await _pending_order(api)
+    deliveries = {d.event_type: d for d in razorpay.pay(rzp_order)}
+    assert await razorpay.deliver_async(deliveries["payment.captured"]) == 200
+    assert await razorpay.deliver_async(deliveries["order.paid"]) == 200
+    outcomes = await _count(
+        services,
+        "SELECT count(*) FROM webhook_events WHERE event_type = 'order.paid'"
+        " AND outcome = 'duplicate capture' AND processed_at IS NOT NULL",
+    )
+    assert outcomes == 1
+    assert await _count(services, "SELECT count(*) FROM captures") == 1
+    data = await api.gql(ORDER, {"id": order_id}, token)
+    assert data["order"]["status"] == "PAID"
+    assert [e["kind"] for e in data["order"]["events"]] == [
+        "ORDER_PLACED",
+        "PAYMENT_SESSION_OPENED",
+        "PAYMENT_CAPTURED",
+        "ORDER_PAID",
+    ]
+    await assert_invariants(services.engine)
+
+
 async def test_a_short_capture_is_not_paid_and_is_refunded(
     api: Api, razorpay: RazorpaySimulator, services: Services
 ) -> None:

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy
 
 from joycart.bootstrap import Services
 from joycart.models import (
@@ -20,7 +21,7 @@ from joycart.models import (
     Return,
     Shipment,
 )
-from joycart.resolvers import states
+from joycart.resolvers import state_rows, states
 
 
 def _subject(kind: type, status: enum.Enum) -> Any:
@@ -84,3 +85,35 @@ def test_terminal_states_have_no_way_out() -> None:
         table = states.TRANSITIONS[kind]
         terminal = [s for s, targets in table.items() if not targets]
         assert terminal, f"{kind.__name__} has no terminal state"
+
+
+async def test_moves_by_prebuilt_statements_ask_the_same_tables(services: Services) -> None:
+    """`state_rows.RowMoves` (the capture webhook's moves) refuses what the tables refuse, before
+    it sends anything, and queues the event of every move they allow."""
+    sent: list[str] = []
+
+    def count(*args: Any) -> None:
+        sent.append(str(args[2]))
+
+    refused = allowed = 0
+    async with services.engine.connect() as conn:
+        await conn.begin()
+        sqlalchemy.event.listen(conn.sync_connection, "before_cursor_execute", count)
+        for kind in (Order, Payment):
+            for frm in _status_enum(kind):
+                for to in _status_enum(kind):
+                    moves = state_rows.RowMoves(conn, uuid.uuid4(), actor="test")
+                    move = moves.move(kind, uuid.uuid4(), frm, to, kind="TEST", columns={})
+                    before = len(sent)
+                    if to in states.TRANSITIONS[kind][frm]:
+                        await move  # no such row: the UPDATE changes nothing
+                        assert len(sent) == before + 1
+                        allowed += 1
+                        continue
+                    with pytest.raises(states.IllegalTransition):
+                        await move
+                    assert len(sent) == before
+                    refused += 1
+        await conn.rollback()
+    assert refused > 0
+    assert allowed > 0
