@@ -17,23 +17,18 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
-from _harness import HOST, Server, cpu_seconds, free_port, line, temp_dir
+from _harness import Server, cpu_seconds, line, start_plain, temp_dir
 from _load import BatchResult, run_batch
 from _seed import asyncpg_dsn, seed_products, seed_users
 from checkout import webhook_request
 from plain_webhook import SECRET_ENV
 
-HERE = Path(__file__).resolve().parent
 ITEMS = ((1, 0), (2, 1))  # (quantity, position) of each order's two lines
 
 # ---------------------------------------------------------------------------------------------
@@ -94,28 +89,6 @@ async def seed_orders(server: Server, count: int) -> list[asyncpg.Record]:
         await conn.close()
     line("seeded", f"{len(rows)} pending orders of {len(ITEMS)} lines, each with a session")
     return list(rows)
-
-
-def start_plain(database_url: str, secret: str) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(HERE / "plain_webhook.py"), str(port), database_url],
-        cwd=HERE,
-        env={**os.environ, SECRET_ENV: secret},
-    )
-    url = f"http://{HOST}:{port}/webhooks/razorpay"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("the plain app exited early")
-        try:
-            if httpx.post(url, content=b"{}", timeout=2).status_code == 400:  # unsigned: refused
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    proc.terminate()
-    raise RuntimeError("the plain app did not answer within 30 s")
 
 
 def mask(value: Any, names: dict[Any, str]) -> Any:
@@ -237,7 +210,9 @@ async def measure(args: argparse.Namespace) -> None:
         need = 2 + 2 * warm + 2 * args.rounds * args.batch
         payments = await seed_orders(server, need)
         secret = server.secrets()["razorpay_webhook_secret"]
-        plain, plain_url = start_plain(server.database_url, secret)
+        plain, plain_url = start_plain(
+            "plain_webhook.py", server.database_url, "/webhooks/razorpay", {SECRET_ENV: secret}
+        )
         try:
             assert server.proc is not None
             targets = {
